@@ -22,13 +22,27 @@ from .hf import (
     save_pretrained,
     to_transformers,
 )
+from .losses import (
+    DistillationLoss,
+    DistillationLossOutput,
+    DistillationLossWeights,
+    cosine_loss,
+    hard_loss,
+    soft_cross_entropy,
+    soft_target_loss,
+    softmax_with_temperature,
+    two_term_loss,
+)
+from .profiles import Profile, get_profile
 from .student_init import IncompatibleModelsError, default_layer_map, init_student_from_teacher
 
 __version__ = "0.1.0"
 
 __all__ = [
     "BertConfig", "BertForPreTraining", "BertForSequenceClassification", "BertModel", "CheckpointMismatchError",
-    "ConfigError", "DistilBertConfig", "DistilBertForMaskedLM", "DistilBertForSequenceClassification",
+    "ConfigError", "DistilBertConfig", "DistillationLoss", "DistillationLossOutput", "DistillationLossWeights",
+    "Profile", "cosine_loss", "get_profile", "hard_loss", "soft_cross_entropy", "soft_target_loss",
+    "softmax_with_temperature", "two_term_loss", "DistilBertForMaskedLM", "DistilBertForSequenceClassification",
     "DistilBertModel", "EncoderConfig", "IncompatibleModelsError", "MaskedLMOutput", "MultiHeadAttention",
     "PreTrainingOutput", "attention_math", "count_parameters", "default_layer_map", "from_transformers",
     "init_student_from_teacher", "load_pretrained", "padding_mask", "save_pretrained", "to_transformers",
