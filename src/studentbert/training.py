@@ -160,7 +160,9 @@ class Trainer:
         self.dataset, self.description = dataset, description
         cuda = torch.cuda.is_available()
         precision = ("bf16" if cuda else "no") if config.mixed_precision == "auto" else config.mixed_precision
-        self.accelerator = Accelerator(mixed_precision=precision, cpu=not cuda)
+        # step_scheduler_with_optimizer=False: by default a prepared scheduler steps num_processes times per
+        # optimizer step (accelerate assumes per-process batches); our batch_size is global, so step once.
+        self.accelerator = Accelerator(mixed_precision=precision, cpu=not cuda, step_scheduler_with_optimizer=False)
         world = self.accelerator.num_processes
         if config.batch_size % world:
             raise ValueError(f"batch_size={config.batch_size} must be divisible by the {world} processes.")
@@ -319,6 +321,11 @@ class Trainer:
             if c.log_every and (self.step % c.log_every == 0 or self.step == c.max_steps):
                 elapsed = time.perf_counter() - t0
                 record = {k: v / n_running for k, v in running.items()}
+                if self.accelerator.num_processes > 1:  # each process saw its share: log the mean over all
+                    keys = sorted(record)
+                    means = self.accelerator.reduce(
+                        torch.tensor([record[k] for k in keys], dtype=torch.float64, device=device), "mean")
+                    record = dict(zip(keys, means.tolist(), strict=True))
                 record.update(step=self.step, split="train", lr=self.scheduler.get_last_lr()[0],
                               grad_norm=float(grad_norm), tokens_per_s=tokens * self.accelerator.num_processes / elapsed)
                 self._log(record)
