@@ -1,0 +1,170 @@
+"""Task-agnostic distillation of a pretrained teacher into a DistilBERT student (Sanh et al., 2019).
+
+One step:
+
+1. the frozen teacher reads the masked batch under ``torch.inference_mode`` and gives its MLM logits
+   and last hidden states (no graph, no gradients: the teacher costs one forward pass);
+2. the student, initialised from the teacher's layers, reads the same batch;
+3. the triple loss ``5·T²·KL(teacher || student) + 2·MLM + 1·cosine`` (T = 2) is back-propagated
+   through the student only.
+
+As in the authors' code, the soft-target loss covers every real token (``positions = attention_mask``);
+``restrict_ce_to_mask=True`` limits it to the masked tokens (cheaper, not the same objective).
+The inputs are single segments: DistilBERT drops next-sentence prediction and token types.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .bert import BertForPreTraining
+from .config import DistilBertConfig
+from .data import MLMCollator
+from .data.segments import build_segment_examples
+from .distilbert import DistilBertForMaskedLM
+from .hf import load_pretrained, save_pretrained
+from .losses import DistillationLoss, DistillationLossWeights
+from .profiles import Profile
+from .student_init import check_compatible, init_student_from_teacher
+from .training import Trainer
+
+
+def load_teacher(directory: str | Path) -> BertForPreTraining:
+    """Load a teacher saved in Hugging Face format, refusing anything that is not a BERT with an MLM head."""
+    model = load_pretrained(directory)
+    if not isinstance(model, BertForPreTraining):
+        raise ValueError(
+            f"{directory} holds a {type(model).__name__}, not a BERT with pretraining heads: distillation needs the "
+            f"teacher's MLM logits. Pass a directory written by `studentbert pretrain` or a BertForPreTraining "
+            f"checkpoint such as bert-base-uncased.")
+    return model
+
+
+def make_student(teacher: BertForPreTraining, num_layers: int, init: str = "teacher",
+                 layers: list[int] | None = None, seed: int = 0) -> DistilBertForMaskedLM:
+    """A DistilBERT student of ``num_layers`` with the teacher's width; ``init="teacher"`` copies teacher layers
+    (:func:`init_student_from_teacher`), ``init="random"`` keeps BERT's random initialisation."""
+    if init not in ("teacher", "random"):
+        raise ValueError(f"init must be 'teacher' or 'random', got {init!r}.")
+    torch.manual_seed(seed)
+    student = DistilBertForMaskedLM(DistilBertConfig.from_teacher(teacher.config, num_layers=num_layers))
+    if init == "teacher":
+        init_student_from_teacher(teacher, student, layers)
+    return student
+
+
+class DistillationStep:
+    """The loss function of one distillation step: ``(student, batch) -> (loss, terms)``.
+
+    Keeps the frozen teacher and the :class:`~studentbert.losses.DistillationLoss`.
+    """
+
+    def __init__(self, teacher: BertForPreTraining, loss: DistillationLoss, restrict_ce_to_mask: bool = False) -> None:
+        self.teacher = teacher.eval().requires_grad_(False)
+        self.loss = loss
+        self.restrict_ce_to_mask = restrict_ce_to_mask
+
+    def __call__(self, student: nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
+        mask = batch["attention_mask"]
+        masked = batch["labels"] != -100  # (B, L)
+        rows = masked if self.restrict_ce_to_mask else mask.bool()  # positions whose logits are compared
+        w = self.loss.weights
+        need_logits = w.alpha_ce > 0 or w.alpha_mlm > 0
+        with torch.inference_mode():
+            t = self.teacher(batch["input_ids"], mask, mlm_positions=rows if w.alpha_ce > 0 else masked)
+            t_logits = t.mlm_logits.clone() if w.alpha_ce > 0 else None  # (M, V); clone: usable by autograd
+            t_hidden = t.encoder.last_hidden_state.clone() if w.alpha_cos > 0 else None  # (B, L, H)
+        s = student(batch["input_ids"], mask, mlm_positions=rows if need_logits else masked)
+        out = self.loss(
+            student_logits=s.mlm_logits.float() if need_logits else None,
+            teacher_logits=t_logits.float() if t_logits is not None else None,
+            labels=batch["labels"][rows] if need_logits else None,
+            student_hidden=s.encoder.last_hidden_state.float(),
+            teacher_hidden=t_hidden.float() if t_hidden is not None else None,
+            attention_mask=mask,
+        )
+        return out.loss, {k: v for k, v in out.to_dict().items() if k != "loss"}
+
+
+@torch.no_grad()
+def evaluate_mlm(model: nn.Module, examples, tokenizer, batch_size: int = 64, seed: int = 1234) -> dict[str, float]:
+    """Masked-token loss and accuracy on single-segment examples, with fixed masks (teacher or student)."""
+    collate = MLMCollator(tokenizer, seed=seed, return_token_type_ids=False)
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    loss_sum, correct, total = 0.0, 0, 0
+    for s in range(0, len(examples), batch_size):
+        batch = collate([examples[i] for i in range(s, min(s + batch_size, len(examples)))])
+        batch = {k: v.to(device) for k, v in batch.items()}
+        positions = batch["labels"] != -100
+        logits = model(batch["input_ids"], batch["attention_mask"], mlm_positions=positions).mlm_logits.float()
+        target = batch["labels"][positions]
+        loss_sum += F.cross_entropy(logits, target, reduction="sum").item()
+        correct += (logits.argmax(-1) == target).sum().item()
+        total += target.numel()
+    model.train(was_training)
+    return {"mlm_loss": loss_sum / total, "mlm_accuracy": correct / total}
+
+
+def distill(
+    profile: Profile,
+    teacher_dir: str | Path,
+    output_dir: str | Path,
+    weights: DistillationLossWeights | None = None,
+    init: str = "teacher",
+    restrict_ce_to_mask: bool = False,
+    resume: bool = True,
+    stop_after: int | None = None,
+) -> Path:
+    """Distil the teacher in ``teacher_dir`` into a student of ``profile.student_layers`` layers.
+
+    Writes ``checkpoint.pt``, ``metrics.jsonl``, ``results.json`` and ``model/`` (a ``DistilBertForMaskedLM``
+    directory with the tokenizer, which ``AutoModelForMaskedLM`` loads) into ``output_dir``; returns ``model/``.
+    """
+    from transformers import AutoTokenizer
+
+    from .pipeline import corpus
+
+    output_dir = Path(output_dir)
+    weights = weights or DistillationLossWeights()
+    teacher = load_teacher(teacher_dir)
+    tokenizer = AutoTokenizer.from_pretrained(teacher_dir)
+    if len(tokenizer) != teacher.config.vocab_size:
+        raise ValueError(
+            f"The tokenizer in {teacher_dir} has {len(tokenizer)} tokens but the teacher's vocabulary has "
+            f"{teacher.config.vocab_size}: the student must share the teacher's tokenizer.")
+    student = make_student(teacher, profile.student_layers, init, seed=profile.distill.seed)
+    check_compatible(teacher.config, student.config)
+    train_docs, heldout_docs = corpus(profile)
+    d = profile.data
+    train = build_segment_examples(train_docs, tokenizer, max_length=d.max_length)
+    heldout = build_segment_examples(heldout_docs, tokenizer, max_length=d.max_length)
+    step = DistillationStep(teacher, DistillationLoss.from_weights(weights), restrict_ce_to_mask)
+    collate = MLMCollator(tokenizer, seed=profile.distill.seed, return_token_type_ids=False)
+    trainer = Trainer(student, step, train, collate, profile.distill, output_dir,
+                      evaluate=lambda m: evaluate_mlm(m, heldout, tokenizer),
+                      description=f"distillation ({profile.name})")
+    step.teacher.to(trainer.accelerator.device)
+    t0 = time.perf_counter()
+    final = trainer.train(resume=resume, stop_after=stop_after)
+    if trainer.step < profile.distill.max_steps:
+        return output_dir
+    if trainer.is_main:
+        results = {
+            **{f"heldout_student_{k}": v for k, v in final.items()},
+            **{f"heldout_teacher_{k}": v for k, v in evaluate_mlm(teacher, heldout, tokenizer).items()},
+            "weights": weights.__dict__, "init": init, "restrict_ce_to_mask": restrict_ce_to_mask,
+            "student_layers": profile.student_layers, "steps": trainer.step,
+            "seconds": time.perf_counter() - t0, "device": str(trainer.accelerator.device),
+        }
+        save_pretrained(student, output_dir / "model", tokenizer)
+        (output_dir / "results.json").write_text(json.dumps(results, indent=2))
+    trainer.accelerator.wait_for_everyone()
+    return output_dir / "model"

@@ -1,0 +1,81 @@
+"""Artifacts shared between chapters: the corpus, the tokenizer, the teacher, the student.
+
+Every chapter runs on its own (papermill runs each alone), yet the book in order should do the work
+once. So each artifact lives in a cache directory named by the profile and a hash of the settings it
+depends on: a chapter asks for it, gets it at once if an earlier chapter made it with the same settings,
+and makes it otherwise. The cache root is ``$STUDENTBERT_HOME`` (default ``~/.cache/studentbert``).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from pathlib import Path
+
+from .profiles import Profile, get_profile
+
+
+def home() -> Path:
+    return Path(os.environ.get("STUDENTBERT_HOME", Path.home() / ".cache" / "studentbert"))
+
+
+def artifact_dir(profile: Profile, kind: str, *parts: str) -> Path:
+    """``$STUDENTBERT_HOME/<profile>/<kind>-<hash of the settings named in parts>``."""
+    return home() / profile.name / f"{kind}-{profile.key(*parts)}"
+
+
+def _profile(profile: Profile | str) -> Profile:
+    return get_profile(profile) if isinstance(profile, str) else profile
+
+
+@functools.lru_cache(maxsize=4)
+def _documents(corpus: str, corpus_config: str | None, num_documents: int, seed: int):
+    from .data import generate_corpus, load_documents
+
+    if corpus == "generated":
+        return generate_corpus(num_documents, seed=seed)
+    return load_documents(corpus, config=corpus_config, max_documents=num_documents or None)
+
+
+def corpus(profile: Profile | str) -> tuple[list[list[str]], list[list[str]]]:
+    """``(train documents, held-out documents)``; each document is a list of sentences."""
+    d = _profile(profile).data
+    docs = _documents(d.corpus, d.corpus_config, d.num_documents + d.heldout_documents, d.seed)
+    if len(docs) <= d.heldout_documents + 1:
+        raise ValueError(
+            f"The corpus {d.corpus!r} has {len(docs)} documents, too few to hold out {d.heldout_documents} "
+            f"and train on the rest.")
+    return list(docs[d.heldout_documents:]), list(docs[: d.heldout_documents])
+
+
+def tokenizer_for(profile: Profile | str):
+    """The profile's tokenizer: trained on the corpus once (WordPiece), or a pretrained one by name."""
+    from .data import check_tokenizer, load_tokenizer, train_wordpiece
+
+    p = _profile(profile)
+    if p.data.tokenizer is not None:
+        tok = load_tokenizer(p.data.tokenizer)
+    else:
+        path = artifact_dir(p, "tokenizer", "data")
+        if (path / "tokenizer.json").is_file():
+            tok = load_tokenizer(str(path))
+        else:
+            train_docs, _ = corpus(p)
+            tok = train_wordpiece((s for doc in train_docs for s in doc), vocab_size=p.data.vocab_size,
+                                  output_dir=path)
+    check_tokenizer(tok)
+    return tok
+
+
+def pretrained_teacher(profile: Profile | str) -> Path:
+    """Directory of the profile's pretrained teacher (``AutoModelForPreTraining`` format), pretraining it if needed.
+
+    The run directory (checkpoints, ``metrics.jsonl``, ``results.json``) is the parent of the returned path.
+    """
+    from .pretrain import pretrain
+
+    p = _profile(profile)
+    run = artifact_dir(p, "teacher", "data", "teacher", "pretrain")
+    if (run / "model" / "config.json").is_file() and (run / "results.json").is_file():
+        return run / "model"
+    return pretrain(p, run)
