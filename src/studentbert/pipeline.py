@@ -79,3 +79,19 @@ def pretrained_teacher(profile: Profile | str) -> Path:
     if (run / "model" / "config.json").is_file() and (run / "results.json").is_file():
         return run / "model"
     return pretrain(p, run)
+
+
+def distilled_student(profile: Profile | str) -> Path:
+    """Directory of the profile's distilled student (``AutoModelForMaskedLM`` format), distilling it if needed.
+
+    The teacher is :func:`pretrained_teacher` (or the profile's ``teacher_checkpoint`` when it names one);
+    the loss is DistilBERT's triple loss with its default weights. The run directory is the returned path's parent.
+    """
+    from .distill import distill
+
+    p = _profile(profile)
+    teacher = pretrained_teacher(p)
+    run = artifact_dir(p, "student", "data", "teacher", "pretrain", "student_layers", "distill")
+    if (run / "model" / "config.json").is_file() and (run / "results.json").is_file():
+        return run / "model"
+    return distill(p, teacher, run)
