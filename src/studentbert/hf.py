@@ -255,17 +255,19 @@ def save_pretrained(model: nn.Module, directory: str | Path, tokenizer=None, **c
 
 
 def load_pretrained(directory: str | Path, cls: type | None = None) -> nn.Module:
-    """Load a Hugging Face BERT/DistilBERT directory (ours or the hub's) into a studentbert model.
+    """Load a Hugging Face BERT/DistilBERT directory or hub id (ours or the hub's) into a studentbert model.
 
     ``cls`` picks the model class (e.g. ``BertModel`` for an encoder-only checkpoint); by default it is read
     from the config's ``architectures``.
     """
-    directory = Path(directory)
-    if not (directory / "config.json").is_file():
-        raise FileNotFoundError(
-            f"{directory} has no config.json: expected a Hugging Face model directory written by "
-            f"save_pretrained (ours or transformers')."
-        )
+    if Path(directory).exists() or str(directory).startswith((".", "/", "~")):
+        directory = Path(directory)
+        if not (directory / "config.json").is_file():
+            raise FileNotFoundError(
+                f"{directory} has no config.json: expected a Hugging Face model directory written by "
+                f"save_pretrained (ours or transformers')."
+            )
+    # otherwise a hub id such as "bert-base-uncased" (needs internet or the local hub cache)
     hf_config = transformers.AutoConfig.from_pretrained(directory)
     config_from_hf(hf_config)  # refuses anything that is not a BERT or DistilBERT, with a clear message
     if cls is None:

@@ -90,7 +90,7 @@ def distilled_student(profile: Profile | str) -> Path:
     from .distill import distill
 
     p = _profile(profile)
-    teacher = pretrained_teacher(p)
+    teacher = p.teacher_checkpoint or pretrained_teacher(p)
     run = artifact_dir(p, "student", "data", "teacher", "pretrain", "student_layers", "distill")
     if (run / "model" / "config.json").is_file() and (run / "results.json").is_file():
         return run / "model"
