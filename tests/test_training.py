@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 
 import studentbert as sb
-from studentbert.training import Trainer, TrainConfig, batch_order, linear_schedule
+from studentbert.training import TrainConfig, Trainer, batch_order, linear_schedule
 
 
 class RandomMaskCollate:
