@@ -1,0 +1,48 @@
+"""Data for pretraining and fine-tuning: a generated corpus, real text, WordPiece, NSP pairs, MLM masking.
+
+* :mod:`.corpus`: an English-like corpus generated from a seed, and a labelled sentiment task in its words.
+* :mod:`.text`: real text (local ``.txt`` files, WikiText) as documents of sentences.
+* :mod:`.tokenizer`: train, load and check a BERT WordPiece tokenizer.
+* :mod:`.pretraining`: sentence pairs for next-sentence prediction and the masked-LM collator.
+"""
+
+from .corpus import (
+    TOPIC_NAMES,
+    TOPIC_WORDS,
+    TOPICS,
+    Topic,
+    bag_of_words_baseline,
+    generate_corpus,
+    generate_corpus_with_topics,
+    generate_sentiment,
+    guess_topic,
+    sentiment_dataset,
+    sentiment_rule,
+)
+from .pretraining import (
+    IS_NEXT,
+    NOT_NEXT,
+    MLMCollator,
+    build_pretraining_examples,
+    split_pair,
+    tokenize_documents,
+)
+from .text import load_documents, split_sentences
+from .tokenizer import (
+    SPECIAL_TOKENS,
+    TokenizerError,
+    check_tokenizer,
+    count_words,
+    learn_wordpiece_vocabulary,
+    load_tokenizer,
+    train_wordpiece,
+    wordpiece_pair_scores,
+)
+
+__all__ = [
+    "IS_NEXT", "NOT_NEXT", "SPECIAL_TOKENS", "TOPICS", "TOPIC_NAMES", "TOPIC_WORDS", "MLMCollator", "Topic",
+    "TokenizerError", "bag_of_words_baseline", "build_pretraining_examples", "check_tokenizer", "count_words",
+    "generate_corpus", "generate_corpus_with_topics", "generate_sentiment", "guess_topic",
+    "learn_wordpiece_vocabulary", "load_documents", "load_tokenizer", "sentiment_dataset", "sentiment_rule",
+    "split_pair", "split_sentences", "tokenize_documents", "train_wordpiece", "wordpiece_pair_scores",
+]
