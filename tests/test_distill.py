@@ -121,3 +121,18 @@ def test_student_of_another_width_or_vocabulary_is_refused():
 def test_bad_loss_settings_are_refused(kwargs, message):
     with pytest.raises(ValueError, match=message):
         DistillationLossWeights(**kwargs)
+
+
+def test_cli_distill_runs_and_refuses_bad_settings(teacher_dir, tmp_path, monkeypatch, capsys):
+    from studentbert.cli import main
+
+    path, home = teacher_dir
+    monkeypatch.setenv("STUDENTBERT_HOME", str(home))
+    monkeypatch.setattr("studentbert.cli.get_profile", lambda name: small_profile())
+    out = tmp_path / "cli"
+    assert main(["distill", "--teacher", str(path), "--output-dir", str(out), "--max-steps", "2",
+                 "--alpha-cos", "0"]) == 0
+    results = json.loads((out / "results.json").read_text())
+    assert results["steps"] == 2 and results["weights"]["alpha_cos"] == 0
+    with pytest.raises(ValueError, match="emperature"):
+        main(["distill", "--teacher", str(path), "--output-dir", str(tmp_path / "x"), "--temperature", "0"])

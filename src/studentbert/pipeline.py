@@ -9,6 +9,7 @@ and makes it otherwise. The cache root is ``$STUDENTBERT_HOME`` (default ``~/.ca
 from __future__ import annotations
 
 import functools
+import hashlib
 import os
 from pathlib import Path
 
@@ -19,9 +20,20 @@ def home() -> Path:
     return Path(os.environ.get("STUDENTBERT_HOME", Path.home() / ".cache" / "studentbert"))
 
 
+@functools.lru_cache(maxsize=1)
+def code_fingerprint() -> str:
+    """A hash of the package's source: an artifact made by other code (another corpus grammar, another loss)
+    is not silently reused."""
+    root = Path(__file__).parent
+    digest = hashlib.sha1()
+    for path in sorted(root.rglob("*.py")):
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:8]
+
+
 def artifact_dir(profile: Profile, kind: str, *parts: str) -> Path:
-    """``$STUDENTBERT_HOME/<profile>/<kind>-<hash of the settings named in parts>``."""
-    return home() / profile.name / f"{kind}-{profile.key(*parts)}"
+    """``$STUDENTBERT_HOME/<profile>/<kind>-<hash of the settings named in parts>-<code fingerprint>``."""
+    return home() / profile.name / f"{kind}-{profile.key(*parts)}-{code_fingerprint()}"
 
 
 def _profile(profile: Profile | str) -> Profile:
