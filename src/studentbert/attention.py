@@ -7,8 +7,9 @@ Two implementations of the same function live here:
   that the book can plot them;
 * the fast path calls :func:`torch.nn.functional.scaled_dot_product_attention`,
   which fuses the same computation into one kernel (FlashAttention or the
-  memory-efficient kernel on a GPU, a fused CPU kernel otherwise) and never
-  materialises the weights.
+  memory-efficient kernel on a GPU, a fused CPU kernel at inference) and need
+  not materialise the weights (with attention dropout in training, the CPU falls
+  back to the same math as :func:`attention_math`).
 
 :class:`MultiHeadAttention` uses the fast path unless it is asked for the
 weights; a test checks that both agree.

@@ -64,6 +64,10 @@ def config_to_hf(config: EncoderConfig, **extra) -> transformers.PretrainedConfi
 def config_from_hf(hf: transformers.PretrainedConfig) -> BertConfig | DistilBertConfig:
     """``transformers`` BERT/DistilBERT config -> ours. Anything else raises a clear error."""
     if hf.model_type == "bert":
+        if getattr(hf, "position_embedding_type", "absolute") != "absolute":
+            raise ValueError(
+                f"This BERT uses position_embedding_type={hf.position_embedding_type!r}; studentbert models "
+                f"BERT's learned absolute positions only.")
         return BertConfig(
             vocab_size=hf.vocab_size, hidden_size=hf.hidden_size, num_layers=hf.num_hidden_layers,
             num_heads=hf.num_attention_heads, intermediate_size=hf.intermediate_size, hidden_act=hf.hidden_act,
