@@ -136,3 +136,19 @@ def test_cli_distill_runs_and_refuses_bad_settings(teacher_dir, tmp_path, monkey
     assert results["steps"] == 2 and results["weights"]["alpha_cos"] == 0
     with pytest.raises(ValueError, match="emperature"):
         main(["distill", "--teacher", str(path), "--output-dir", str(tmp_path / "x"), "--temperature", "0"])
+
+
+def test_mlm_only_step_needs_no_teacher(teacher_dir):
+    path, _ = teacher_dir
+    teacher = load_teacher(path)
+    tok = transformers.AutoTokenizer.from_pretrained(path)
+    student = make_student(teacher, 2, init="random").eval()
+    examples = build_segment_examples([["the dog runs .", "the cats sleep ."]], tok, 16)
+    batch = MLMCollator(tok, seed=0, return_token_type_ids=False)([examples[i] for i in range(len(examples))])
+    step = DistillationStep(teacher, sb.DistillationLoss(alpha_ce=0, alpha_mlm=1, alpha_cos=0))
+    step.teacher = None  # any use of the teacher would fail
+    loss, _ = step(student, batch)
+    with torch.no_grad():
+        logits = student(batch["input_ids"], batch["attention_mask"]).mlm_logits
+    m = batch["attention_mask"].bool()
+    assert loss.item() == pytest.approx(hard_loss(logits[m], batch["labels"][m]).item(), abs=1e-5)

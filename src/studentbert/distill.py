@@ -76,10 +76,12 @@ class DistillationStep:
         rows = masked if self.restrict_ce_to_mask else mask.bool()  # positions whose logits are compared
         w = self.loss.weights
         need_logits = w.alpha_ce > 0 or w.alpha_mlm > 0
-        with torch.inference_mode():
-            t = self.teacher(batch["input_ids"], mask, mlm_positions=rows if w.alpha_ce > 0 else masked)
-            t_logits = t.mlm_logits.clone() if w.alpha_ce > 0 else None  # (M, V); clone: usable by autograd
-            t_hidden = t.encoder.last_hidden_state.clone() if w.alpha_cos > 0 else None  # (B, L, H)
+        t_logits = t_hidden = None
+        if w.alpha_ce > 0 or w.alpha_cos > 0:  # an MLM-only run (the no-teacher baseline) skips the teacher
+            with torch.inference_mode():
+                t = self.teacher(batch["input_ids"], mask, mlm_positions=rows if w.alpha_ce > 0 else masked)
+                t_logits = t.mlm_logits.clone() if w.alpha_ce > 0 else None  # (M, V); clone: usable by autograd
+                t_hidden = t.encoder.last_hidden_state.clone() if w.alpha_cos > 0 else None  # (B, L, H)
         s = student(batch["input_ids"], mask, mlm_positions=rows if need_logits else masked)
         out = self.loss(
             student_logits=s.mlm_logits.float() if need_logits else None,
