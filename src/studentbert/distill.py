@@ -20,7 +20,6 @@ import time
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from .bert import BertForPreTraining
@@ -30,6 +29,7 @@ from .data.segments import build_segment_examples
 from .distilbert import DistilBertForMaskedLM
 from .hf import load_pretrained, save_pretrained
 from .losses import DistillationLoss, DistillationLossWeights
+from .pretrain import evaluate_mlm
 from .profiles import Profile
 from .student_init import check_compatible, init_student_from_teacher
 from .training import Trainer
@@ -92,27 +92,6 @@ class DistillationStep:
             attention_mask=mask,
         )
         return out.loss, {k: v for k, v in out.to_dict().items() if k != "loss"}
-
-
-@torch.no_grad()
-def evaluate_mlm(model: nn.Module, examples, tokenizer, batch_size: int = 64, seed: int = 1234) -> dict[str, float]:
-    """Masked-token loss and accuracy on single-segment examples, with fixed masks (teacher or student)."""
-    collate = MLMCollator(tokenizer, seed=seed, return_token_type_ids=False)
-    device = next(model.parameters()).device
-    was_training = model.training
-    model.eval()
-    loss_sum, correct, total = 0.0, 0, 0
-    for s in range(0, len(examples), batch_size):
-        batch = collate([examples[i] for i in range(s, min(s + batch_size, len(examples)))])
-        batch = {k: v.to(device) for k, v in batch.items()}
-        positions = batch["labels"] != -100
-        logits = model(batch["input_ids"], batch["attention_mask"], mlm_positions=positions).mlm_logits.float()
-        target = batch["labels"][positions]
-        loss_sum += F.cross_entropy(logits, target, reduction="sum").item()
-        correct += (logits.argmax(-1) == target).sum().item()
-        total += target.numel()
-    model.train(was_training)
-    return {"mlm_loss": loss_sum / total, "mlm_accuracy": correct / total}
 
 
 def distill(

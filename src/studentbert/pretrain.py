@@ -36,31 +36,43 @@ def pretraining_loss(model, batch: dict[str, torch.Tensor]) -> tuple[torch.Tenso
 
 
 @torch.no_grad()
-def evaluate_pretraining(model: BertForPreTraining, examples, tokenizer, batch_size: int = 64,
-                         seed: int = 1234) -> dict[str, float]:
-    """MLM loss and accuracy (at masked positions) and NSP accuracy on held-out pairs.
+def evaluate_mlm(model, examples, tokenizer, batch_size: int = 64, seed: int = 1234,
+                 segments: bool = False) -> dict[str, float]:
+    """Masked-token loss and accuracy on held-out examples, with fixed masks (teacher or student).
 
     The masking uses its own seeded generator, so every evaluation of every model sees the same masks.
+    With ``segments`` (sentence pairs, a model with token types and an NSP head) it also measures NSP accuracy.
     """
-    collate = MLMCollator(tokenizer, seed=seed)
+    collate = MLMCollator(tokenizer, seed=seed, return_token_type_ids=segments)
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()
     n_tok = n_correct = n_pairs = nsp_correct = 0
     loss_sum = 0.0
     for s in range(0, len(examples), batch_size):
-        batch = {k: v.to(device) for k, v in collate([examples[i] for i in range(s, min(s + batch_size,
-                                                                                         len(examples)))]).items()}
+        batch = collate([examples[i] for i in range(s, min(s + batch_size, len(examples)))])
+        batch = {k: v.to(device) for k, v in batch.items()}
         positions = batch["labels"] != -100
-        out = model(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"], mlm_positions=positions)
-        target = batch["labels"][positions]
-        loss_sum += F.cross_entropy(out.mlm_logits.float(), target, reduction="sum").item()
-        n_correct += (out.mlm_logits.argmax(-1) == target).sum().item()
+        token_types = (batch["token_type_ids"],) if segments else ()
+        out = model(batch["input_ids"], batch["attention_mask"], *token_types, mlm_positions=positions)
+        logits, target = out.mlm_logits.float(), batch["labels"][positions]
+        loss_sum += F.cross_entropy(logits, target, reduction="sum").item()
+        n_correct += (logits.argmax(-1) == target).sum().item()
         n_tok += target.numel()
-        nsp_correct += (out.nsp_logits.argmax(-1) == batch["next_sentence_label"]).sum().item()
-        n_pairs += batch["next_sentence_label"].numel()
+        if segments:
+            nsp_correct += (out.nsp_logits.argmax(-1) == batch["next_sentence_label"]).sum().item()
+            n_pairs += batch["next_sentence_label"].numel()
     model.train(was_training)
-    return {"mlm_loss": loss_sum / n_tok, "mlm_accuracy": n_correct / n_tok, "nsp_accuracy": nsp_correct / n_pairs}
+    metrics = {"mlm_loss": loss_sum / n_tok, "mlm_accuracy": n_correct / n_tok}
+    if segments:
+        metrics["nsp_accuracy"] = nsp_correct / n_pairs
+    return metrics
+
+
+def evaluate_pretraining(model: BertForPreTraining, examples, tokenizer, batch_size: int = 64,
+                         seed: int = 1234) -> dict[str, float]:
+    """MLM loss and accuracy (at masked positions) and NSP accuracy on held-out sentence pairs."""
+    return evaluate_mlm(model, examples, tokenizer, batch_size, seed, segments=True)
 
 
 def unigram_baseline(train_examples, heldout_examples, tokenizer, seed: int = 1234) -> float:
