@@ -1,0 +1,287 @@
+"""Execute every chapter of the book with papermill, at one profile, and record what it measured.
+
+    python scripts/run_book.py --profile tiny                 # 2-core CPU, offline, minutes
+    python scripts/run_book.py --profile tiny --build         # ... and build the website from the outputs
+    python scripts/run_book.py --profile full                 # one GPU, hours; hub data when online
+    python scripts/run_book.py --profile full --dry-run       # no GPU needed: do all chapters accept `full`?
+
+The chapters run in the order of ``_toc.yml``, each alone in a fresh kernel (as papermill runs them), sharing
+one artifact cache (``--home``, default ``$STUDENTBERT_HOME``), so that the teacher pretrained in chapter 4
+is reused by chapters 6 and 7. Each chapter has a time budget for the profile (``BUDGETS``): the results
+file records the time it took next to its budget, and a chapter that runs past ``--timeout-factor`` times
+its budget is stopped and marked as failed.
+
+Writes into ``--output-dir`` (default ``_build/run-<profile>``):
+
+* ``notebooks/NN_name.ipynb``: the executed chapters (with outputs);
+* ``results.json``: the machine, and for each chapter its status, seconds, budget and the numbers it
+  recorded with :func:`studentbert.report.record`;
+* with ``--build``: ``html/``, the website built by Jupyter Book from the executed chapters (no second
+  execution).
+
+The dry run executes, for each chapter, only the cells that set it up (its ``parameters`` cell with the
+profile injected and the cells tagged ``setup``: imports and the resolution of the profile's settings), and
+checks the profile's model configurations. It exits non-zero if any chapter fails.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+BOOK = ROOT / "book"
+
+# Seconds per chapter. tiny: the 2-core CPU of CI (the whole book must take under 10 minutes);
+# full: one H100-class GPU.
+BUDGETS: dict[str, dict[str, int]] = {
+    "tiny": {
+        "01_attention": 25, "02_bert": 30, "03_data": 45, "04_pretraining": 200, "05_distillation_math": 20,
+        "06_distilbert": 100, "07_finetuning": 120, "08_transformers": 60, "09_landscape": 15,
+        "10_performance": 15,
+    },
+    "full": {
+        "01_attention": 120, "02_bert": 300, "03_data": 1800, "04_pretraining": 4 * 3600,
+        "05_distillation_math": 120, "06_distilbert": 4 * 3600, "07_finetuning": 2 * 3600,
+        "08_transformers": 1800, "09_landscape": 120, "10_performance": 600,
+    },
+}
+DEFAULT_BUDGET = {"tiny": 60, "full": 3600}
+
+
+def chapters() -> list[Path]:
+    """The notebooks of ``_toc.yml``, in book order."""
+    import yaml
+
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    files: list[str] = []
+
+    def walk(node) -> None:
+        if isinstance(node, dict):
+            if "file" in node:
+                files.append(node["file"])
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for item in node:
+                walk(item)
+
+    walk(toc)
+    notebooks = [ROOT / f"{f}.ipynb" for f in files if (ROOT / f"{f}.ipynb").exists()]
+    if not notebooks:
+        raise SystemExit("No notebooks found through _toc.yml: run this script from a checkout of the book.")
+    return notebooks
+
+
+def machine() -> dict:
+    import torch
+
+    info = {"platform": platform.platform(), "python": platform.python_version(), "torch": torch.__version__,
+            "cpu_count": os.cpu_count(), "cpu": platform.processor() or platform.machine()}
+    try:
+        model = [line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                 if line.startswith("model name")]
+        if model:
+            info["cpu"] = model[0]
+    except OSError:
+        pass
+    info["gpu"] = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+    return info
+
+
+def _parameters_cell(nb) -> int:
+    cells = [i for i, c in enumerate(nb.cells) if "parameters" in c.metadata.get("tags", [])]
+    if len(cells) != 1:
+        raise ValueError(f"needs exactly one cell tagged 'parameters', found {len(cells)}")
+    return cells[0]
+
+
+def _declared_parameters(nb) -> set[str]:
+    import ast
+
+    tree = ast.parse(nb.cells[_parameters_cell(nb)].source)
+    return {t.id for node in tree.body if isinstance(node, ast.Assign) for t in node.targets
+            if isinstance(t, ast.Name)}
+
+
+def _errors(nb) -> list[str]:
+    return [f"{o.get('ename')}: {o.get('evalue')}" for c in nb.cells if c.cell_type == "code"
+            for o in c.get("outputs", []) if o.get("output_type") == "error"]
+
+
+def _environment(home: Path, results_file: Path, offline: bool) -> dict:
+    env = dict(os.environ, STUDENTBERT_HOME=str(home), STUDENTBERT_RESULTS=str(results_file))
+    if offline:
+        env.update(HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
+    return env
+
+
+def run_chapter(path: Path, profile: str, out_dir: Path, home: Path, budget: float, timeout_factor: float,
+                offline: bool, dry_run: bool) -> dict:
+    """Execute one chapter (or its set-up cells, for a dry run) in a fresh kernel; return its record."""
+    import nbformat
+
+    name = path.stem
+    results_file = out_dir / "recorded" / f"{name}.jsonl"
+    results_file.parent.mkdir(parents=True, exist_ok=True)
+    results_file.unlink(missing_ok=True)
+    record = {"chapter": name, "budget_s": budget}
+    nb = nbformat.read(path, as_version=4)
+    try:
+        unknown = {"profile"} - _declared_parameters(nb)
+        if unknown:
+            raise ValueError(f"its parameters cell does not define {sorted(unknown)}")
+        if dry_run:
+            keep = [c for c in nb.cells if c.cell_type == "code" and
+                    {"parameters", "setup"} & set(c.metadata.get("tags", []))]
+            if not any("setup" in c.metadata.get("tags", []) for c in keep):
+                raise ValueError("no cell is tagged 'setup' (the imports and the resolution of the profile)")
+            nb = copy.deepcopy(nb)
+            nb.cells = copy.deepcopy(keep)
+    except ValueError as e:
+        return {**record, "status": "failed", "error": f"{path.name}: {e}", "seconds": 0.0}
+    source = out_dir / "source" / path.name
+    source.parent.mkdir(parents=True, exist_ok=True)
+    nbformat.write(nb, source)
+    target = out_dir / "notebooks" / path.name
+    target.parent.mkdir(parents=True, exist_ok=True)
+    command = [sys.executable, "-m", "papermill", str(source), str(target), "-p", "profile", profile,
+               "--cwd", str(BOOK), "-k", "python3", "--no-progress-bar", "--execution-timeout", str(int(budget * timeout_factor))]
+    start = time.perf_counter()
+    try:
+        proc = subprocess.run(command, env=_environment(home, results_file, offline), capture_output=True,
+                              text=True, timeout=budget * timeout_factor + 60)
+        failed = proc.returncode != 0
+        message = proc.stderr.strip().splitlines()[-1] if failed and proc.stderr.strip() else ""
+    except subprocess.TimeoutExpired:
+        failed, message = True, f"stopped after {budget * timeout_factor:.0f} s ({timeout_factor:g} x its budget)"
+    seconds = time.perf_counter() - start
+    record.update(seconds=round(seconds, 1), within_budget=seconds <= budget)
+    if target.exists():
+        errors = _errors(nbformat.read(target, as_version=4))
+        if errors:
+            failed, message = True, errors[0]
+    record["status"] = "failed" if failed else "ok"
+    if failed:
+        record["error"] = message
+    if results_file.exists():
+        from studentbert.report import read
+
+        record["recorded"] = read(results_file)
+    return record
+
+
+def check_profile(profile: str) -> dict:
+    """Build the profile's teacher and student on the meta device (no memory) and count their parameters."""
+    import torch
+
+    from studentbert import (
+        BertForPreTraining,
+        DistilBertConfig,
+        DistilBertForMaskedLM,
+        count_parameters,
+        get_profile,
+    )
+
+    settings = get_profile(profile)
+    student = DistilBertConfig.from_teacher(settings.teacher, num_layers=settings.student_layers)
+    with torch.device("meta"):
+        teacher_params = count_parameters(BertForPreTraining(settings.teacher))
+        student_params = count_parameters(DistilBertForMaskedLM(student))
+    return {"teacher_parameters": teacher_params, "student_parameters": student_params,
+            "teacher_layers": settings.teacher.num_layers, "student_layers": settings.student_layers,
+            "hidden_size": settings.teacher.hidden_size, "corpus": settings.data.corpus,
+            "teacher_checkpoint": settings.teacher_checkpoint}
+
+
+def build_site(out_dir: Path) -> Path:
+    """Build the website from the executed notebooks (Jupyter Book, no re-execution, warnings as errors)."""
+    import yaml
+
+    stage = out_dir / "site"
+    if stage.exists():
+        shutil.rmtree(stage)
+    stage.mkdir(parents=True)
+    config = yaml.safe_load((ROOT / "_config.yml").read_text())
+    config.setdefault("execute", {})["execute_notebooks"] = "off"
+    (stage / "_config.yml").write_text(yaml.safe_dump(config, sort_keys=False))
+    shutil.copy(ROOT / "_toc.yml", stage / "_toc.yml")
+    shutil.copytree(BOOK, stage / "book", ignore=shutil.ignore_patterns("*.ipynb", "__pycache__",
+                                                                         ".ipynb_checkpoints"))
+    for executed in sorted((out_dir / "notebooks").glob("*.ipynb")):
+        shutil.copy(executed, stage / "book" / executed.name)
+    command = ["jupyter-book", "build", str(stage), "-W", "-n", "--keep-going", "--path-output", str(out_dir)]
+    proc = subprocess.run(command, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise SystemExit(f"jupyter-book build failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
+    html = out_dir / "_build" / "html"
+    if not (html / "index.html").exists():
+        raise SystemExit(f"jupyter-book build wrote no {html / 'index.html'}")
+    return html
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--profile", choices=["tiny", "full"], default="tiny")
+    parser.add_argument("--output-dir", type=Path, default=None, help="default: _build/run-<profile>")
+    parser.add_argument("--home", type=Path, default=None,
+                        help="artifact cache shared by the chapters (default: $STUDENTBERT_HOME or ~/.cache/studentbert)")
+    parser.add_argument("--dry-run", action="store_true", help="run only each chapter's set-up cells")
+    parser.add_argument("--only", nargs="*", default=None, help="chapter name prefixes, e.g. 04 06")
+    parser.add_argument("--timeout-factor", type=float, default=3.0,
+                        help="stop a chapter after this many times its budget (default 3)")
+    parser.add_argument("--online", action="store_true",
+                        help="allow hub downloads (default for --profile full; tiny runs offline)")
+    parser.add_argument("--build", action="store_true", help="then build the website from the executed chapters")
+    args = parser.parse_args(argv)
+
+    from studentbert.pipeline import home as default_home
+
+    out_dir = (args.output_dir or ROOT / "_build" / f"run-{args.profile}{'-dry' if args.dry_run else ''}").resolve()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    home = (args.home or default_home()).resolve()
+    offline = args.profile == "tiny" and not args.online
+    notebooks = chapters()
+    if args.only:
+        notebooks = [p for p in notebooks if any(p.stem.startswith(o) for o in args.only)]
+    results = {"profile": args.profile, "dry_run": args.dry_run, "command": " ".join(["python", *sys.argv]),
+               "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "machine": machine(), "home": str(home),
+               "models": check_profile(args.profile), "chapters": []}
+    print(f"profile {args.profile}{' (dry run)' if args.dry_run else ''}: {len(notebooks)} chapters -> {out_dir}")
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:  # pragma: no cover
+        def tqdm(x, **_):
+            return x
+    for path in tqdm(notebooks, desc="chapters", unit="chapter"):
+        budget = BUDGETS[args.profile].get(path.stem, DEFAULT_BUDGET[args.profile])
+        record = run_chapter(path, args.profile, out_dir, home, budget, args.timeout_factor, offline, args.dry_run)
+        results["chapters"].append(record)
+        flag = "" if record.get("within_budget", True) or args.dry_run else "  OVER BUDGET"
+        print(f"  {record['chapter']:<24} {record['status']:<6} {record['seconds']:>8.1f} s "
+              f"(budget {budget} s){flag}{'  ' + record['error'] if 'error' in record else ''}", flush=True)
+        (out_dir / "results.json").write_text(json.dumps(results, indent=2))
+    chapters_run = results["chapters"]
+    results["total_seconds"] = round(sum(c["seconds"] for c in chapters_run), 1)
+    results["total_budget_s"] = sum(c["budget_s"] for c in chapters_run)
+    results["failed"] = [c["chapter"] for c in chapters_run if c["status"] != "ok"]
+    results["over_budget"] = [c["chapter"] for c in chapters_run if not c.get("within_budget", True)]
+    if args.build and not results["failed"] and not args.dry_run:
+        results["site"] = str(build_site(out_dir))
+    (out_dir / "results.json").write_text(json.dumps(results, indent=2))
+    print(f"total {results['total_seconds']:.0f} s for {len(chapters_run)} chapters; failed: "
+          f"{results['failed'] or 'none'}; over budget: {results['over_budget'] or 'none'}")
+    print(f"results: {out_dir / 'results.json'}")
+    return 1 if results["failed"] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
