@@ -1,0 +1,29 @@
+"""What the machine offers, and advice when a profile asks for more than it has."""
+
+from __future__ import annotations
+
+import os
+import warnings
+
+import torch
+
+GPU_ADVICE = (
+    "The 'full' profile trains BERT-base-sized models and needs a GPU; on this machine torch sees none, so it "
+    "would take days. On Colab choose Runtime > Change runtime type > GPU (then run all cells again); "
+    "elsewhere install a CUDA build of PyTorch. For a CPU, use profile = \"tiny\"."
+)
+
+
+def describe() -> str:
+    """One line: the device that training will use, e.g. ``"cuda: NVIDIA H100 80GB HBM3 (bf16)"``."""
+    if torch.cuda.is_available():
+        bf16 = " (bf16)" if torch.cuda.is_bf16_supported() else ""
+        return f"cuda: {torch.cuda.get_device_name(0)}{bf16}"
+    return f"cpu: {os.cpu_count()} cores, {torch.get_num_threads()} torch threads"
+
+
+def check_device(profile: str) -> str:
+    """Return :func:`describe`; warn (with what to do) when ``profile`` is ``"full"`` and there is no GPU."""
+    if profile == "full" and not torch.cuda.is_available():
+        warnings.warn(GPU_ADVICE, stacklevel=2)
+    return describe()
