@@ -80,8 +80,10 @@ class DistillationStep:
         if w.alpha_ce > 0 or w.alpha_cos > 0:  # an MLM-only run (the no-teacher baseline) skips the teacher
             with torch.inference_mode():
                 t = self.teacher(batch["input_ids"], mask, mlm_positions=rows if w.alpha_ce > 0 else masked)
-                t_logits = t.mlm_logits.clone() if w.alpha_ce > 0 else None  # (M, V); clone: usable by autograd
-                t_hidden = t.encoder.last_hidden_state.clone() if w.alpha_cos > 0 else None  # (B, L, H)
+                # Inference tensors (no copy needed): the loss only reads them, and what it saves for backward
+                # is computed from them outside inference mode.
+                t_logits = t.mlm_logits if w.alpha_ce > 0 else None  # (M, V)
+                t_hidden = t.encoder.last_hidden_state if w.alpha_cos > 0 else None  # (B, L, H)
         s = student(batch["input_ids"], mask, mlm_positions=rows if need_logits else masked)
         out = self.loss(
             student_logits=s.mlm_logits.float() if need_logits else None,

@@ -109,6 +109,26 @@ class EncoderOutput:
     attentions: tuple[torch.Tensor, ...] | None = None
 
 
+def attention_mask_for_sdpa(attention_mask: torch.Tensor | None) -> torch.Tensor | None:
+    """The ``(B, 1, 1, L)`` mask that the layers get from a ``(B, L)`` tokenizer mask (None: no mask).
+
+    A batch without padding needs no mask, which lets SDPA pick its fastest kernel. Finding that out reads the
+    mask's values, so it is only done on a CPU, where it is cheap: on a GPU it would make the host wait for the
+    device at every forward pass (a host-device synchronisation), and under ``torch.compile`` it would break the
+    graph. There the mask is always passed; the result is the same either way.
+    """
+    if attention_mask is None:
+        return None
+    if attention_mask.device.type == "cpu" and not _compiling() and bool(attention_mask.all()):
+        return None
+    return padding_mask(attention_mask)
+
+
+def _compiling() -> bool:
+    compiler = getattr(torch, "compiler", None)
+    return bool(compiler is not None and getattr(compiler, "is_compiling", lambda: False)())
+
+
 class Encoder(nn.Module):
     """Embeddings followed by ``N`` identical encoder layers."""
 
@@ -132,8 +152,7 @@ class Encoder(nn.Module):
         """
         if input_ids.dim() != 2:
             raise ValueError(f"input_ids must have shape (batch, length), got {tuple(input_ids.shape)}.")
-        # A batch without padding needs no mask, which lets SDPA pick its fastest kernel.
-        mask = None if attention_mask is None or bool(attention_mask.all()) else padding_mask(attention_mask)
+        mask = attention_mask_for_sdpa(attention_mask)
         x = self.embeddings(input_ids, token_type_ids)
         hidden, attentions = [x], []
         for layer in self.layers:

@@ -2,7 +2,7 @@
 
 What the loop does, in order, at every step: take the next batch of a seeded, resumable
 order; compute the loss under bf16 autocast on a GPU (fp32 on a CPU); back-propagate;
-clip the gradient norm; take an AdamW step (fused on a GPU); advance the warmup-then-linear-decay
+clip the gradient norm; take an AdamW step (fused where torch has the kernel); advance the warmup-then-linear-decay
 learning rate. Every ``eval_every`` steps it evaluates, every ``save_every`` steps it writes a
 checkpoint (model, optimizer, schedule, random states, position in the data), and every line
 of metrics goes to ``metrics.jsonl``, which the book plots.
@@ -119,6 +119,21 @@ def linear_schedule(step: int, max_steps: int, warmup_steps: int) -> float:
     return max(0.0, (max_steps - step) / max(1, max_steps - warmup_steps))
 
 
+def fused_adamw_available(device: torch.device | str) -> bool:
+    """Whether this torch has a fused AdamW kernel for ``device`` (CUDA; CPU too since torch 2.4)."""
+    try:
+        torch.optim.AdamW([torch.zeros(1, device=device, requires_grad=True)], fused=True)
+    except (RuntimeError, ValueError):
+        return False
+    return True
+
+
+def make_adamw(params, learning_rate: float, device: torch.device | str) -> torch.optim.AdamW:
+    """The optimizer of every run: AdamW (betas 0.9, 0.999; eps 1e-6), fused into one kernel where available."""
+    fused = {"fused": True} if fused_adamw_available(device) else {}
+    return torch.optim.AdamW(params, lr=learning_rate, betas=(0.9, 0.999), eps=1e-6, **fused)
+
+
 LossFn = Callable[[nn.Module, dict[str, torch.Tensor]], tuple[torch.Tensor, dict[str, float]]]
 EvalFn = Callable[[nn.Module], dict[str, float]]
 
@@ -176,9 +191,8 @@ class Trainer:
             )
         self.raw_model = model
         opt_model = torch.compile(model) if config.compile else model
-        fused = {"fused": True} if cuda else {}
-        optimizer = torch.optim.AdamW(parameter_groups(model, config.weight_decay), lr=config.learning_rate,
-                                      betas=(0.9, 0.999), eps=1e-6, **fused)
+        optimizer = make_adamw(parameter_groups(model, config.weight_decay), config.learning_rate,
+                               self.accelerator.device)
         warmup = int(config.warmup_ratio * config.max_steps)
         scheduler = torch.optim.lr_scheduler.LambdaLR(
             optimizer, lambda s: linear_schedule(s, config.max_steps, warmup))
@@ -299,6 +313,8 @@ class Trainer:
         last_eval: dict[str, float] = {}
         while self.step < c.max_steps:
             batch = self.collate([self.dataset[i] for i in next(batches)])
+            # counted on the host, before the copy: no wait for the device
+            tokens += int(batch["attention_mask"].sum()) if "attention_mask" in batch else 0
             batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
             with self.accelerator.autocast():
                 loss, metrics = self.loss_fn(self.model, batch)
@@ -314,7 +330,6 @@ class Trainer:
             self.optimizer.zero_grad(set_to_none=True)
             self.step += 1
             bar.update(1)
-            tokens += int(batch["attention_mask"].sum()) if "attention_mask" in batch else 0
             for k, v in {"loss": loss.item(), **metrics}.items():
                 running[k] = running.get(k, 0.0) + float(v)
             n_running += 1

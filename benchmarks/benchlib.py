@@ -1,0 +1,113 @@
+"""What the benchmarks share: a description of the hardware, interleaved timing, the JSON they write.
+
+Every benchmark compares two (or more) things *side by side in one run*: the repetitions are interleaved
+(A, B, then B, A, ...) so that a slow drift of a shared machine (another job, the clock) hits both alike.
+Each side gets a median and a minimum; on a busy machine the minimum is the better estimate of the
+undisturbed time (interference only ever adds time), the median the better estimate of typical time.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def resolve_device(name: str) -> torch.device:
+    """``"auto"``: the GPU when there is one, else the CPU."""
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda" and not torch.cuda.is_available():
+        sys.exit("--device cuda was asked for, but torch sees no CUDA GPU here (torch.cuda.is_available() is False).")
+    return torch.device(name)
+
+
+def hardware(device: torch.device | str = "cpu") -> dict:
+    """Where a measurement was taken: CPU model, cores, torch's threads, versions, and the GPU if one is used."""
+    import studentbert
+
+    info = {
+        "device": str(device), "cpu": cpu_name(), "cpu_count": os.cpu_count(), "threads": torch.get_num_threads(),
+        "torch": torch.__version__, "python": platform.python_version(), "platform": platform.platform(),
+        "studentbert": studentbert.__version__, "gpu": None,
+        "omp_num_threads_env": os.environ.get("OMP_NUM_THREADS"),
+        "load_average_1min": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
+    }
+    if torch.device(device).type == "cuda":
+        props = torch.cuda.get_device_properties(torch.device(device))
+        info.update(gpu=props.name, gpu_memory_gib=round(props.total_memory / 2**30, 1), cuda=torch.version.cuda,
+                    gpu_count=torch.cuda.device_count())
+    return info
+
+
+def command_line(script: str, argv: list[str] | None) -> str:
+    """The command that reproduces the run, typed from the repository root (``argv``: the script's arguments,
+    None for the real command line)."""
+    args = sys.argv[1:] if argv is None else list(argv)
+    return " ".join(["python", f"benchmarks/{script}", *args])
+
+
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def interleaved(
+    runs: dict[str, Callable[[], object]], reps: int, warmup: int, device: torch.device,
+    clock: Callable[[], float] = time.perf_counter,
+) -> dict[str, list[float]]:
+    """Time each callable ``reps`` times, interleaved; return the seconds of every repetition, per name.
+
+    After ``warmup`` untimed rounds, repetition ``r`` runs the callables in order, rotated by ``r`` (with two:
+    A B, B A, A B, ...), so that neither always runs first. On a GPU the device is synchronised before
+    and after each call, so that a time covers the work and not just its launch.
+    """
+    names = list(runs)
+    for _ in range(warmup):
+        for name in names:
+            runs[name]()
+    synchronize(device)
+    times: dict[str, list[float]] = {name: [] for name in names}
+    for r in range(reps):
+        k = r % len(names)
+        for name in names[k:] + names[:k]:
+            synchronize(device)
+            t0 = clock()
+            runs[name]()
+            synchronize(device)
+            times[name].append(clock() - t0)
+    return times
+
+
+def summary(seconds: list[float]) -> dict:
+    """Median, minimum and every repetition of a list of times, in milliseconds."""
+    return {"median_ms": 1e3 * statistics.median(seconds), "min_ms": 1e3 * min(seconds),
+            "all_ms": [1e3 * s for s in seconds]}
+
+
+def write_json(result: dict, path: str | Path | None) -> None:
+    if not path:
+        return
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"\nwrote {path}")
