@@ -64,7 +64,9 @@ def _documents(corpus: str, corpus_config: str | None, num_documents: int, seed:
 def corpus(profile: Profile | str) -> tuple[list[list[str]], list[list[str]]]:
     """``(train documents, held-out documents)``; each document is a list of sentences."""
     d = _profile(profile).data
-    docs = _documents(d.corpus, d.corpus_config, d.num_documents + d.heldout_documents, d.seed)
+    # num_documents=0 means the whole corpus (a dataset); a generated corpus needs a size
+    wanted = d.num_documents + d.heldout_documents if d.num_documents or d.corpus == "generated" else 0
+    docs = _documents(d.corpus, d.corpus_config, wanted, d.seed)
     if len(docs) <= d.heldout_documents + 1:
         raise ValueError(
             f"The corpus {d.corpus!r} has {len(docs)} documents, too few to hold out {d.heldout_documents} "

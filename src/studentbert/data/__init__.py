@@ -27,6 +27,7 @@ from .pretraining import (
     split_pair,
     tokenize_documents,
 )
+from .tagging import tagging_dataset
 from .text import load_documents, split_sentences
 from .tokenizer import (
     SPECIAL_TOKENS,
@@ -40,6 +41,7 @@ from .tokenizer import (
 )
 
 __all__ = [
+    "tagging_dataset",
     "IS_NEXT", "NOT_NEXT", "SPECIAL_TOKENS", "TOPICS", "TOPIC_NAMES", "TOPIC_WORDS", "MLMCollator", "Topic",
     "TokenizerError", "bag_of_words_baseline", "build_pretraining_examples", "check_tokenizer", "count_words",
     "generate_corpus", "generate_corpus_with_topics", "generate_sentiment", "guess_topic",
