@@ -102,6 +102,7 @@ def test_results_file_records_times_and_measurements(tiny_book: dict):
     for c in tiny_book["chapters"]:
         assert c["seconds"] > 0 and c["budget_s"] > 0 and isinstance(c["within_budget"], bool)
     assert tiny_book["total_seconds"] == pytest.approx(sum(c["seconds"] for c in tiny_book["chapters"]), abs=0.5)
+    assert tiny_book["total_goal_s"] == 600 and isinstance(tiny_book["within_total_goal"], bool)  # recorded, not timed
     recorded = {c["chapter"]: c.get("recorded", {}) for c in tiny_book["chapters"]}
     assert recorded["04_pretraining"]["pretraining"]["heldout_nsp_accuracy"] > 0.5
     assert recorded["07_finetuning"]["comparison"]["teacher_accuracy"] > 0.5

@@ -211,6 +211,8 @@ def test_compare_and_ablation_tables(dirs, tmp_path, monkeypatch):
 
     def fake_distill(profile, teacher_dir, output_dir, weights, init):
         calls.append((profile.distill.max_steps, weights.alpha_ce, weights.alpha_mlm, weights.alpha_cos, init))
+        output_dir.mkdir(parents=True, exist_ok=True)
+        (output_dir / ds.RESULTS).write_text(json.dumps({"heldout_student_mlm_accuracy": 0.5 - 0.1 * len(calls)}))
         return dirs["student"]
 
     monkeypatch.setattr(ds, "_run_distill", fake_distill)
@@ -234,8 +236,19 @@ def test_compare_and_ablation_tables(dirs, tmp_path, monkeypatch):
     assert calls == [(7, 5.0, 2.0, 1.0, "teacher"), (7, 5.0, 2.0, 0.0, "teacher")]
     assert [r["name"] for r in rows] == ["triple-loss", "no-cos"] and rows[0]["delta_vs_triple_loss"] == 0.0
     assert json.loads((tmp_path / "ablation" / "ablation.json").read_text()) == rows
+    assert [r["mlm_delta_vs_triple_loss"] for r in rows] == [0.0, pytest.approx(-10.0)]
     with pytest.raises(ValueError, match="Unknown ablation rows"):
         ds.ablation(profile, dirs["teacher"], tmp_path / "ablation", rows=["no-such-row"])
+
+    # on_task=False: distillation only, compared by held-out masked-LM accuracy; no fine-tuning run at all
+    calls.clear()
+    rows = ds.ablation(profile, dirs["teacher"], tmp_path / "ablation-mlm", steps=5,
+                       rows=["triple-loss", "no-mlm", "random-init"], on_task=False)
+    assert calls == [(5, 5.0, 2.0, 1.0, "teacher"), (5, 5.0, 0.0, 1.0, "teacher"), (5, 5.0, 2.0, 1.0, "random")]
+    assert all(r["accuracy"] is None and r["delta_vs_triple_loss"] is None for r in rows)
+    assert [r["heldout_mlm_accuracy"] for r in rows] == pytest.approx([0.4, 0.3, 0.2])
+    assert [r["mlm_delta_vs_triple_loss"] for r in rows] == pytest.approx([0.0, -10.0, -20.0])
+    assert not any((tmp_path / "ablation-mlm" / r["name"] / "finetune").exists() for r in rows)
 
 
 def test_cli_finetune(dirs, tmp_path, capsys):
