@@ -42,7 +42,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 import transformers
-from benchlib import hardware
+from benchlib import cpu_name, hardware
 
 import studentbert
 from studentbert import (
@@ -58,16 +58,6 @@ SIZES = {
     "small": (dict(num_layers=4, hidden_size=256, num_heads=4, intermediate_size=1024), 8, 128),
     "base": ({}, 8, 128),
 }
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def make_batch(vocab_size: int, batch: int, length: int, seed: int = 0) -> dict[str, torch.Tensor]:
