@@ -43,7 +43,7 @@ import time
 
 import torch
 import torch.nn.functional as F
-from benchlib import RESULTS, command_line, hardware, resolve_device, synchronize, write_json
+from benchlib import command_line, hardware, resolve_device, synchronize, write_json
 
 from studentbert import BertConfig, BertForPreTraining, DistillationLoss, count_parameters, get_profile
 from studentbert.data import MLMCollator
@@ -352,9 +352,7 @@ def main(argv: list[str] | None = None) -> dict:
         "passed": bool(c["speedup_paired_median"] > 1.0),
         "wall_seconds": time.perf_counter() - started,
     }
-    if args.json is None:
-        args.json = str(RESULTS / f"distill_{device.type}_{args.size}.json")
-    write_json(result, args.json)
+    write_json(result, args.json, default_name=f"distill_{device.type}_{args.size}.json")
     return result
 
 

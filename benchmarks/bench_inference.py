@@ -32,7 +32,7 @@ import contextlib
 import time
 
 import torch
-from benchlib import RESULTS, command_line, hardware, interleaved, resolve_device, summary, write_json
+from benchlib import command_line, hardware, interleaved, resolve_device, summary, write_json
 from flops import forward_flops
 
 from studentbert import (
@@ -175,9 +175,7 @@ def main(argv: list[str] | None = None) -> dict:
     }
     print(f"\ngoal (student encoder >= {GOAL_SPEEDUP}x faster in every case): "
           f"{'met' if result['passed'] else 'missed'}; {result['wall_seconds']:.0f} s in all")
-    if args.json is None:
-        args.json = str(RESULTS / f"inference_{device.type}.json")
-    write_json(result, args.json)
+    write_json(result, args.json, default_name=f"inference_{device.type}.json")
     return result
 
 

@@ -129,25 +129,23 @@ def run(args, device: torch.device, batch: int) -> dict:
     batches, masked = make_batches(config, batch, length, device)
     state = {"pretraining": 0, "distillation": 0}
 
-    def pretraining_step(model=pre_run):
-        b = batches[state["pretraining"] % len(batches)]
-        state["pretraining"] += 1
-        with autocast():
-            loss, _ = pretraining_loss(model, b)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(pre_model.parameters(), 1.0)
-        pre_opt.step()
-        pre_opt.zero_grad(set_to_none=True)
+    def make_step(name: str, loss_fn, trained: torch.nn.Module, optimizer, default_model):
+        """One optimizer step of ``name`` on the next batch: forward under autocast, backward, clip, step."""
 
-    def distillation_step(model=student_run):
-        b = batches[state["distillation"] % len(batches)]
-        state["distillation"] += 1
-        with autocast():
-            loss, _ = distill_fn(model, b)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(student.parameters(), 1.0)
-        dist_opt.step()
-        dist_opt.zero_grad(set_to_none=True)
+        def step(model=default_model):
+            b = batches[state[name] % len(batches)]
+            state[name] += 1
+            with autocast():
+                loss, _ = loss_fn(model, b)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(trained.parameters(), 1.0)
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+
+        return step
+
+    pretraining_step = make_step("pretraining", pretraining_loss, pre_model, pre_opt, pre_run)
+    distillation_step = make_step("distillation", distill_fn, student, dist_opt, student_run)
 
     flops = {"pretraining": {"total": pretraining_step_flops(config, batch, length, masked)},
              "distillation": distillation_step_flops(config, student.config, batch, length, rows=batch * length)}

@@ -19,17 +19,9 @@ from pathlib import Path
 
 import torch
 
+from studentbert.hardware import cpu_name
+
 RESULTS = Path(__file__).resolve().parent / "results"
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def resolve_device(name: str) -> torch.device:
@@ -104,7 +96,10 @@ def summary(seconds: list[float]) -> dict:
             "all_ms": [1e3 * s for s in seconds]}
 
 
-def write_json(result: dict, path: str | Path | None) -> None:
+def write_json(result: dict, path: str | Path | None, default_name: str | None = None) -> None:
+    """Write ``result`` to ``path``; ``None`` means ``benchmarks/results/<default_name>``, ``""`` skips."""
+    if path is None and default_name:
+        path = RESULTS / default_name
     if not path:
         return
     path = Path(path)

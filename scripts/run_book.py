@@ -86,15 +86,10 @@ def chapters() -> list[Path]:
 def machine() -> dict:
     import torch
 
+    from studentbert.hardware import cpu_name
+
     info = {"platform": platform.platform(), "python": platform.python_version(), "torch": torch.__version__,
-            "cpu_count": os.cpu_count(), "cpu": platform.processor() or platform.machine()}
-    try:
-        model = [line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                 if line.startswith("model name")]
-        if model:
-            info["cpu"] = model[0]
-    except OSError:
-        pass
+            "cpu_count": os.cpu_count(), "cpu": cpu_name()}
     info["gpu"] = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
     return info
 

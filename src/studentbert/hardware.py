@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import platform
 import warnings
+from pathlib import Path
 
 import torch
 
@@ -12,6 +14,17 @@ GPU_ADVICE = (
     "would take days. On Colab choose Runtime > Change runtime type > GPU (then run all cells again); "
     "elsewhere install a CUDA build of PyTorch. For a CPU, use profile = \"tiny\"."
 )
+
+
+def cpu_name() -> str:
+    """The CPU's model name (``/proc/cpuinfo`` on Linux), else what :mod:`platform` knows."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 def describe() -> str:
