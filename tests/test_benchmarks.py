@@ -222,3 +222,51 @@ def test_results_the_chapter_reads(name):
     elif name.startswith("mfu"):
         assert hw["gpu"] and r["peak_matmul"]["flops_per_s"] > 0
         assert r["passed"] == all(x["mfu_median"] >= r["goal"]["target"] for x in r["results"].values())
+
+
+# --------------------------------------------------------------------------------------------- bench_pretrain (NSP)
+
+
+def test_marker_corpus_names_the_topic_in_every_sentence():
+    bp = bench("bench_pretrain")
+    documents, topics = sb.data.generate_corpus_with_topics(30, seed=3)
+    marked = bp.with_markers(documents, topics)
+    assert [len(d) for d in marked] == [len(d) for d in documents]
+    for doc, original, topic in zip(marked, documents, topics, strict=True):
+        for s, o in zip(doc, original, strict=True):
+            assert s.startswith(f"At the {bp.MARKERS[topic]}, ") and s.endswith(o[1:])
+        assert sb.data.guess_topic(" ".join(doc)) == topic
+    assert len(set(bp.MARKERS.values())) == len(bp.MARKERS)  # one marker per topic, all different
+
+
+def test_transformers_teacher_computes_what_ours_does(tmp_path):
+    """The bench's hf-marker run swaps in transformers' BertForPreTraining: same function, same weights."""
+    bp = bench("bench_pretrain")
+    ours = small_teacher().eval()
+    sb.save_pretrained(ours, tmp_path)
+    theirs = bp.TransformersTeacher(ours.config).eval()
+    missing, unexpected = theirs.model.load_state_dict(
+        __import__("transformers").BertForPreTraining.from_pretrained(tmp_path).state_dict(), strict=False)
+    assert not unexpected and all("position_ids" in k for k in missing)
+    batch = padded_mlm_batch(97)
+    types = (torch.arange(12)[None, :] >= 6).long().expand(4, -1) * batch["attention_mask"]
+    positions = batch["labels"] != -100
+    with torch.no_grad():
+        a = ours(batch["input_ids"], batch["attention_mask"], types, mlm_positions=positions)
+        b = theirs(batch["input_ids"], batch["attention_mask"], types, mlm_positions=positions)
+    assert a.mlm_logits.shape == b.mlm_logits.shape == (int(positions.sum()), 97)
+    assert (a.mlm_logits - b.mlm_logits).abs().max() < 1e-5 and (a.nsp_logits - b.nsp_logits).abs().max() < 1e-5
+
+
+def test_pretrain_results_the_book_reads():
+    path = RESULTS / "pretrain_tiny.json"
+    assert path.is_file(), f"{path} is missing: chapter 4 reads it (python benchmarks/bench_pretrain.py)"
+    r = json.loads(path.read_text())
+    assert r["command"].startswith("python benchmarks/bench_pretrain.py")
+    rows = {row["variant"]: row for row in r["variants"]}
+    assert set(rows) == {"profile", "longer", "marker", "hf-marker"}
+    p = rows["profile"]
+    assert r["passed"] == {"time": p["wall_seconds"] <= 180, "nsp": p["heldout_nsp_accuracy"] >= 0.90,
+                           "mlm_far_above_unigram": p["heldout_mlm_accuracy"] > 2 * p["unigram_mlm_accuracy"]}
+    assert rows["longer"]["steps"] > p["steps"]
+    assert all(0.9 < row["topic_rule_nsp_accuracy"] <= 1 for row in rows.values())
