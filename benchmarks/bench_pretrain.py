@@ -23,23 +23,24 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import json
-import sys
+import os
 import tempfile
 import time
 from pathlib import Path
 from types import SimpleNamespace
+from unittest import mock
 
 import torch
 import transformers
+from benchlib import command_line, hardware, write_json
 
 from studentbert import get_profile
-from studentbert.data import IS_NEXT, TOPICS, build_pretraining_examples, guess_topic, split_pair
-from studentbert.hardware import cpu_name
-from studentbert.pipeline import corpus, home, tokenizer_for
-from studentbert.pretrain import pretrain
+from studentbert.data import TOPICS, build_pretraining_examples, generate_corpus_with_topics
+from studentbert.pipeline import corpus, tokenizer_for
+from studentbert.pretrain import pretrain, topic_rule_baseline
 
-RESULTS = Path(__file__).resolve().parent / "results"
 MARKERS = {t.name: t.places[0][0] for t in TOPICS}  # one place word per topic: "barn", "stove", ...
 
 
@@ -51,8 +52,6 @@ def with_markers(documents: list[list[str]], topics: list[str]) -> list[list[str
 
 def marker_profile(profile, directory: Path):
     """``profile`` reading the same generated documents, with markers, from a local text file."""
-    from studentbert.data import generate_corpus_with_topics
-
     d = profile.data
     documents, topics = generate_corpus_with_topics(d.num_documents + d.heldout_documents, seed=d.seed)
     path = directory / "marked.txt"
@@ -66,13 +65,7 @@ def topic_rule_accuracy(profile) -> float:
     tokenizer = tokenizer_for(profile)
     pairs = build_pretraining_examples(heldout_docs, tokenizer, max_length=profile.data.max_length,
                                        seed=profile.data.seed + 1)  # as pretrain() builds them
-    hits = 0
-    for ids, types, label in zip(pairs["input_ids"], pairs["token_type_ids"], pairs["next_sentence_label"],
-                                 strict=True):
-        a, b = (tokenizer.decode(s) for s in split_pair(ids, types))
-        same = guess_topic(a) is not None and guess_topic(a) == guess_topic(b)
-        hits += same == (label == IS_NEXT)
-    return hits / len(pairs)
+    return topic_rule_baseline(pairs, tokenizer)
 
 
 class TransformersTeacher(torch.nn.Module):
@@ -98,8 +91,6 @@ class TransformersTeacher(torch.nn.Module):
 def run(name: str, profile, directory: Path) -> dict:
     t0 = time.perf_counter()
     if name.startswith("hf-"):
-        from unittest import mock
-
         with mock.patch("studentbert.pretrain.BertForPreTraining", TransformersTeacher), \
                 mock.patch("studentbert.pretrain.save_pretrained", lambda m, path, tok: m.model.save_pretrained(path)):
             out = pretrain(profile, directory / name)
@@ -124,26 +115,25 @@ def main(argv: list[str] | None = None) -> dict:
                         choices=["profile", "longer", "marker", "hf-marker"])
     parser.add_argument("--long-factor", type=int, default=4, help="steps of the 'longer' run / the profile's")
     parser.add_argument("--steps", type=int, default=None, help="override the profile's steps (smoke tests)")
-    parser.add_argument("--json", default=str(RESULTS / "pretrain_tiny.json"), help="output ('' to skip)")
+    parser.add_argument("--json", default=None,
+                        help="output (default: benchmarks/results/pretrain_<profile>.json; '' to skip)")
     args = parser.parse_args(argv)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        import os
-
         os.environ["STUDENTBERT_HOME"] = str(tmp / "home")  # a fresh cache: the corpus and tokenizer are rebuilt
-        assert home() == tmp / "home"
         base = get_profile(args.profile)
         if args.steps:
             base.pretrain = dataclasses.replace(base.pretrain, max_steps=args.steps,
                                                 eval_every=max(1, args.steps // 4), save_every=0)
+        marked = functools.cache(lambda: marker_profile(base, tmp))  # one marker corpus for both runs on it
         variants = {
             "profile": lambda: base,
             "longer": lambda: base.replace(pretrain=dataclasses.replace(
                 base.pretrain, max_steps=base.pretrain.max_steps * args.long_factor,
                 eval_every=base.pretrain.eval_every * args.long_factor)),
-            "marker": lambda: marker_profile(base, tmp),
-            "hf-marker": lambda: marker_profile(base, tmp),
+            "marker": marked,
+            "hf-marker": marked,
         }
         for name in args.variants:
             row = run(name, variants[name](), tmp)
@@ -158,10 +148,9 @@ def main(argv: list[str] | None = None) -> dict:
     goals = {"pretraining_seconds_max": 180, "nsp_accuracy_min": 0.90}
     profile_row = next((r for r in rows if r["variant"] == "profile"), None)
     result = {
-        "benchmark": "pretrain", "command": " ".join(["python", "benchmarks/bench_pretrain.py", *(argv or sys.argv[1:])]),
-        "hardware": {"cpu": cpu_name(), "threads": torch.get_num_threads(), "gpu": None if not torch.cuda.is_available()
-                     else torch.cuda.get_device_name(0)},
-        "torch": torch.__version__, "transformers": transformers.__version__, "profile": args.profile,
+        "benchmark": "pretrain", "command": command_line("bench_pretrain.py", argv),
+        "hardware": hardware("cuda" if torch.cuda.is_available() else "cpu"),
+        "transformers": transformers.__version__, "profile": args.profile,
         "variants": rows, "goal": goals,
         "passed": None if profile_row is None else {
             "time": profile_row["wall_seconds"] <= goals["pretraining_seconds_max"],
@@ -173,10 +162,7 @@ def main(argv: list[str] | None = None) -> dict:
         verdict = "met" if result["passed"]["nsp"] else f"missed: {nsp:.3f}, {goal - nsp:.3f} short"
         print(f"\ngoals (tiny profile): time <= 180 s {'met' if result['passed']['time'] else 'missed'}; "
               f"NSP >= {goal:.2f} {verdict}")
-    if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
-        print(f"wrote {args.json}")
+    write_json(result, args.json, default_name=f"pretrain_{args.profile}.json")
     return result
 
 

@@ -14,7 +14,7 @@ import studentbert as sb
 from studentbert.cli import main
 from studentbert.data import MLMCollator, build_pretraining_examples
 from studentbert.pipeline import corpus, tokenizer_for
-from studentbert.pretrain import evaluate_pretraining, pretraining_loss
+from studentbert.pretrain import evaluate_pretraining, pretraining_loss, topic_rule_baseline
 
 
 def small_profile() -> sb.Profile:
@@ -101,3 +101,16 @@ def test_cli_pretrain_resumes(tmp_path: Path, monkeypatch, capsys):
     assert state["step"] == 6
     with pytest.raises(FileExistsError, match="already holds a checkpoint"):
         main(["pretrain", "--profile", "tiny", "--output-dir", str(out), "--max-steps", "6", "--no-resume"])
+
+
+def test_topic_rule_baseline_counts_same_topic_as_is_next(pretrained):
+    _, _, tok, _ = pretrained
+    farm, kitchen = "The farmer fed the goats near the barn.", "The cook peeled the onions by the stove."
+    assert sb.data.guess_topic(farm) == "animals" and sb.data.guess_topic(kitchen) == "cooking"
+    IS, NOT = sb.data.IS_NEXT, sb.data.NOT_NEXT
+    pairs = []
+    for a, b, label in [(farm, farm, IS), (farm, kitchen, NOT), (farm, farm, NOT), (kitchen, farm, IS)]:
+        enc = tok(a, b)
+        pairs.append({"input_ids": enc["input_ids"], "token_type_ids": enc["token_type_ids"],
+                      "next_sentence_label": label})
+    assert topic_rule_baseline(pairs, tok) == 0.5  # right on the first two, wrong on the last two

@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 
-from studentbert.report import ENV, read, record
+from studentbert.report import ENV, benchmarks_dir, read, record
 
 
 def test_record_appends_json_lines_and_read_merges_them(tmp_path, monkeypatch):
@@ -35,3 +35,16 @@ def test_record_rejects_empty_and_unserialisable_values(tmp_path, monkeypatch):
         record("x")
     with pytest.raises(ValueError, match="cannot be written as JSON"):
         record("x", model=object())
+
+
+def test_benchmarks_dir_is_found_from_a_subdirectory_of_the_clone(tmp_path, monkeypatch):
+    (tmp_path / "benchmarks" / "results").mkdir(parents=True)
+    (tmp_path / "book").mkdir()
+    monkeypatch.chdir(tmp_path / "book")  # where run_book.py runs the chapters
+    assert benchmarks_dir() == tmp_path / "benchmarks"
+
+
+def test_benchmarks_dir_outside_a_clone_says_so(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(FileNotFoundError, match="clone of the repository"):
+        benchmarks_dir()

@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from .bert import BertForPreTraining
-from .data import MLMCollator, build_pretraining_examples
+from .data import IS_NEXT, MLMCollator, build_pretraining_examples, guess_topic, split_pair
 from .hf import save_pretrained
 from .profiles import Profile
 from .training import Trainer
@@ -88,6 +88,17 @@ def unigram_baseline(train_examples, heldout_examples, tokenizer, seed: int = 12
         hits += (target == most_common).sum().item()
         total += target.numel()
     return hits / total
+
+
+def topic_rule_baseline(heldout_examples, tokenizer) -> float:
+    """NSP accuracy of a rule that reads only the words: IsNext when :func:`~studentbert.data.guess_topic` gives
+    segments A and B the same topic. Meaningful on the generated corpus (its topics), not on real text."""
+    hits = 0
+    for ex in heldout_examples:
+        a, b = (tokenizer.decode(ids) for ids in split_pair(ex["input_ids"], ex["token_type_ids"]))
+        same_topic = guess_topic(a) is not None and guess_topic(a) == guess_topic(b)
+        hits += same_topic == (ex["next_sentence_label"] == IS_NEXT)
+    return hits / len(heldout_examples)
 
 
 def pretrain(profile: Profile, output_dir: str | Path, resume: bool = True, stop_after: int | None = None) -> Path:

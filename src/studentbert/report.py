@@ -13,7 +13,11 @@ from __future__ import annotations
 import json
 import math
 import os
+import subprocess
+import sys
 from pathlib import Path
+
+REPOSITORY = "https://github.com/studentbert/studentbert"
 
 ENV = "STUDENTBERT_RESULTS"
 
@@ -60,3 +64,22 @@ def read(path: str | Path) -> dict[str, dict]:
             entry = json.loads(line)
             sections.setdefault(entry["section"], {}).update(entry["values"])
     return sections
+
+
+def benchmarks_dir() -> Path:
+    """The repository's ``benchmarks/`` directory, whose ``results/`` the chapters read.
+
+    Looked for in the working directory and its parents (a clone); on Colab, where the notebook runs without
+    the repository, a shallow clone is made into ``/content/studentbert`` (the results are not in the package).
+
+    Raises:
+        FileNotFoundError: not inside a clone, and not on Colab.
+    """
+    for base in (Path.cwd(), *Path.cwd().parents):
+        if (base / "benchmarks" / "results").is_dir():
+            return base / "benchmarks"
+    if "google.colab" in sys.modules:
+        subprocess.run(["git", "clone", "-q", "--depth", "1", REPOSITORY, "/content/studentbert"], check=True)
+        return Path("/content/studentbert/benchmarks")
+    raise FileNotFoundError("benchmarks/results/ not found: run this chapter from a clone of the repository "
+                            f"({REPOSITORY}).")
