@@ -6,7 +6,13 @@ attention (:mod:`.attention`), student initialisation (:mod:`.student_init`), co
 """
 
 from .attention import MultiHeadAttention, attention_math, padding_mask
-from .bert import BertForPreTraining, BertForSequenceClassification, BertModel, PreTrainingOutput
+from .bert import (
+    BertForMaskedLM,
+    BertForPreTraining,
+    BertForSequenceClassification,
+    BertModel,
+    PreTrainingOutput,
+)
 from .config import BertConfig, ConfigError, DistilBertConfig, EncoderConfig
 from .distilbert import (
     DistilBertForMaskedLM,
@@ -39,7 +45,7 @@ from .student_init import IncompatibleModelsError, default_layer_map, init_stude
 __version__ = "0.1.0"
 
 __all__ = [
-    "BertConfig", "BertForPreTraining", "BertForSequenceClassification", "BertModel", "CheckpointMismatchError",
+    "BertConfig", "BertForMaskedLM", "BertForPreTraining", "BertForSequenceClassification", "BertModel", "CheckpointMismatchError",
     "ConfigError", "DistilBertConfig", "DistillationLoss", "DistillationLossOutput", "DistillationLossWeights",
     "Profile", "cosine_loss", "get_profile", "hard_loss", "soft_cross_entropy", "soft_target_loss",
     "softmax_with_temperature", "two_term_loss", "DistilBertForMaskedLM", "DistilBertForSequenceClassification",

@@ -2,7 +2,9 @@
 
 ``BertForPreTraining`` returns masked-language-model logits for every position
 (or only for the positions asked for) and next-sentence-prediction logits for
-the ``[CLS]`` vector after the pooler.
+the ``[CLS]`` vector after the pooler. ``BertForMaskedLM`` is the same model
+without the pooler and the NSP head: what ``transformers``' ``run_mlm.py``
+saves, and the class that the hub's ``bert-base-uncased`` config names.
 """
 
 from __future__ import annotations
@@ -53,7 +55,7 @@ class PreTrainingOutput:
     """
 
     mlm_logits: torch.Tensor
-    nsp_logits: torch.Tensor
+    nsp_logits: torch.Tensor | None  # None for BertForMaskedLM, which has no NSP head
     encoder: EncoderOutput
 
 
@@ -85,6 +87,33 @@ class BertForPreTraining(nn.Module):
         out, pooled = self.bert(input_ids, attention_mask, token_type_ids, output_hidden_states, output_attentions)
         mlm_logits = self.mlm(select_positions(out.last_hidden_state, mlm_positions))
         return PreTrainingOutput(mlm_logits=mlm_logits, nsp_logits=self.nsp(pooled), encoder=out)
+
+
+class BertForMaskedLM(nn.Module):
+    """BERT with the masked-LM head only: no pooler, no next-sentence head (``transformers.BertForMaskedLM``).
+
+    Distillation needs nothing more from a teacher: its MLM logits and its hidden states.
+    """
+
+    def __init__(self, config: BertConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.bert = BertModel(config, add_pooler=False)
+        self.mlm = MLMHead(config, self.bert.embeddings.word)
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+        mlm_positions: torch.Tensor | None = None,
+        output_hidden_states: bool = False,
+        output_attentions: bool = False,
+    ) -> PreTrainingOutput:
+        """As :meth:`BertForPreTraining.forward`; ``nsp_logits`` is None."""
+        out, _ = self.bert(input_ids, attention_mask, token_type_ids, output_hidden_states, output_attentions)
+        mlm_logits = self.mlm(select_positions(out.last_hidden_state, mlm_positions))
+        return PreTrainingOutput(mlm_logits=mlm_logits, nsp_logits=None, encoder=out)
 
 
 class BertForSequenceClassification(nn.Module):

@@ -65,8 +65,8 @@ def task_datasets(profile: Profile):
       reviews can come out of both seeds; test sentences that also occur in the training set are dropped
       (and replaced by further generated ones), so that the test set measures generalisation.
     * ``sst2``: GLUE SST-2 (Socher et al., 2013) from the Hugging Face hub, ``train`` and ``validation`` (the
-      GLUE test labels are hidden); needs internet access or a cached copy. ``num_train``/``num_test`` > 0
-      keep the first that many examples.
+      GLUE test labels are hidden); needs internet access or a cached copy. A local directory in GLUE's
+      schema serves the same way. ``num_train``/``num_test`` > 0 keep the first that many examples.
     """
     import datasets
 
@@ -92,23 +92,50 @@ def task_datasets(profile: Profile):
             return datasets.Dataset.from_dict({"text": [t for t, _ in pairs], "label": [y for _, y in pairs]})
 
         return as_dataset(train), as_dataset(test)
-    if task.name == "sst2":
-        try:
-            glue = datasets.load_dataset("glue", "sst2")
-        except Exception as error:  # no internet, no cache: say what is needed
-            raise RuntimeError(
-                f"Could not load GLUE SST-2 ({type(error).__name__}: {error}). The 'full' profile downloads it "
-                f"from the Hugging Face hub: run once with internet access (it is cached afterwards), or use the "
-                f"'tiny' profile, whose task is generated offline.") from error
+    if task.name == "sst2" or Path(task.name).expanduser().is_dir():
+        glue = _load_sst2(task.name)
         train, test = glue["train"], glue["validation"]
         if task.num_train:
             train = train.select(range(min(task.num_train, len(train))))
         if task.num_test:
             test = test.select(range(min(task.num_test, len(test))))
-        train = train.rename_column("sentence", "text").remove_columns(["idx"])
-        test = test.rename_column("sentence", "text").remove_columns(["idx"])
+        keep = ["text", "label"]
+        train, test = (d.rename_column("sentence", "text") for d in (train, test))
+        train, test = (d.remove_columns([c for c in d.column_names if c not in keep]) for d in (train, test))
         return train, test
     raise ValueError(f"Unknown task {task.name!r}: use 'generated-sentiment' (offline) or 'sst2' (GLUE).")
+
+
+def _load_sst2(source: str):
+    """GLUE SST-2 from the hub (``"sst2"``), or a local directory in GLUE's schema (``sentence``, ``label``,
+    ``idx``) with ``train`` and ``validation`` files in parquet, CSV or JSON Lines."""
+    import datasets
+
+    if source != "sst2":
+        directory = Path(source).expanduser()
+        files = {split: sorted(p for p in directory.iterdir() if p.stem.startswith(split)
+                               and p.suffix in (".parquet", ".csv", ".jsonl", ".json"))
+                 for split in ("train", "validation")}
+        missing = [split for split, found in files.items() if not found]
+        if missing:
+            raise FileNotFoundError(f"{directory} has no {' or '.join(missing)} file: a local SST-2 needs "
+                                    f"train.parquet and validation.parquet (or .csv / .jsonl) in GLUE's schema.")
+        builder = {".parquet": "parquet", ".csv": "csv", ".jsonl": "json", ".json": "json"}[files["train"][0].suffix]
+        data = datasets.load_dataset(builder, data_files={k: [str(p) for p in v] for k, v in files.items()})
+        for split in ("train", "validation"):
+            absent = {"sentence", "label"} - set(data[split].column_names)
+            if absent:
+                raise ValueError(f"The {split} file of {directory} lacks the column(s) {sorted(absent)}: GLUE's "
+                                 f"SST-2 schema is sentence, label, idx.")
+        return data
+    try:
+        return datasets.load_dataset("glue", "sst2")  # fetches the sst2 configuration's files only
+    except Exception as error:  # no internet, no cache: say what is needed
+        raise RuntimeError(
+            f"Could not load GLUE SST-2 ({type(error).__name__}: {error}). The 'full' profile downloads it "
+            f"from the Hugging Face hub: run once with internet access (it is cached afterwards), pass a local "
+            f"copy (overrides={{'task.name': DIR}}), or use the 'tiny' profile, whose task is generated "
+            f"offline.") from error
 
 
 def _as_dataset(data, what: str):

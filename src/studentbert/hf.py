@@ -21,7 +21,7 @@ import torch
 import transformers
 from torch import nn
 
-from .bert import BertForPreTraining, BertForSequenceClassification, BertModel
+from .bert import BertForMaskedLM, BertForPreTraining, BertForSequenceClassification, BertModel
 from .config import BertConfig, DistilBertConfig, EncoderConfig
 from .distilbert import DistilBertForMaskedLM, DistilBertForSequenceClassification, DistilBertModel
 
@@ -147,19 +147,22 @@ def weight_map(model: nn.Module) -> list[tuple[str, tuple[str, ...]]]:
     c = model.config
     if isinstance(model, BertModel):
         return _encoder_map("", "", "bert", c.num_layers, True) + _linear("pooler", "pooler.dense")
-    if isinstance(model, BertForPreTraining | BertForSequenceClassification):
-        pairs = _encoder_map("bert.", "bert", "bert", c.num_layers, True) + _linear("bert.pooler", "bert.pooler.dense")
+    if isinstance(model, BertForPreTraining | BertForMaskedLM | BertForSequenceClassification):
+        pairs = _encoder_map("bert.", "bert", "bert", c.num_layers, True)
+        if not isinstance(model, BertForMaskedLM):  # BertForMaskedLM has no pooler
+            pairs += _linear("bert.pooler", "bert.pooler.dense")
         word = "bert.encoder.embeddings.word.weight"
         if isinstance(model, BertForSequenceClassification):
             return pairs + _linear("classifier", "classifier")
-        return pairs + _linear("mlm.dense", "cls.predictions.transform.dense") + [
+        mlm = _linear("mlm.dense", "cls.predictions.transform.dense") + [
             ("mlm.norm.weight", ("cls.predictions.transform.LayerNorm.weight",)),
             ("mlm.norm.bias", ("cls.predictions.transform.LayerNorm.bias",)),
             ("mlm.decoder.weight", ("cls.predictions.decoder.weight",)),
             (word, ("cls.predictions.decoder.weight",)),
             ("mlm.decoder.bias", ("cls.predictions.bias",)),
             ("mlm.decoder.bias", ("cls.predictions.decoder.bias",)),
-        ] + _linear("nsp", "cls.seq_relationship")
+        ]
+        return pairs + mlm if isinstance(model, BertForMaskedLM) else pairs + mlm + _linear("nsp", "cls.seq_relationship")
     if isinstance(model, DistilBertModel):
         return _encoder_map("", "", "distilbert", c.num_layers, False)
     if isinstance(model, DistilBertForMaskedLM | DistilBertForSequenceClassification):
@@ -181,6 +184,7 @@ def weight_map(model: nn.Module) -> list[tuple[str, tuple[str, ...]]]:
 _HF_CLASS = {
     BertModel: transformers.BertModel,
     BertForPreTraining: transformers.BertForPreTraining,
+    BertForMaskedLM: transformers.BertForMaskedLM,
     BertForSequenceClassification: transformers.BertForSequenceClassification,
     DistilBertModel: transformers.DistilBertModel,
     DistilBertForMaskedLM: transformers.DistilBertForMaskedLM,
@@ -218,7 +222,8 @@ def to_transformers(model: nn.Module) -> nn.Module:
 def from_transformers(hf_model: nn.Module) -> nn.Module:
     """A ``transformers`` BERT or DistilBERT model -> ours, same weights, in eval mode.
 
-    Supported: ``BertModel``, ``BertForPreTraining``, ``BertForSequenceClassification``, ``DistilBertModel``,
+    Supported: ``BertModel``, ``BertForPreTraining``, ``BertForMaskedLM``, ``BertForSequenceClassification``,
+    ``DistilBertModel``,
     ``DistilBertForMaskedLM``, ``DistilBertForSequenceClassification``.
     """
     name = type(hf_model).__name__
@@ -258,21 +263,54 @@ def save_pretrained(model: nn.Module, directory: str | Path, tokenizer=None, **c
     return directory
 
 
+# The files a BERT checkpoint needs: its config, weights (safetensors only: not the TF, Flax, Rust or Core ML
+# copies that many hub repositories also hold) and tokenizer.
+MODEL_FILES = ["config.json", "model.safetensors", "model.safetensors.index.json", "model-*.safetensors",
+               "tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json"]
+
+
+def model_source(name_or_path: str | Path) -> str:
+    """A local model directory (checked) or a hub id, as given; a missing local path is an error, not a hub id.
+
+    ``"bert-base-uncased"`` and ``"google/bert_uncased_L-4_H-256_A-4"`` are hub ids. A path that starts with
+    ``.``, ``/`` or ``~``, that has more than one ``/``, or whose first part is an existing directory
+    (``runs/teacher``) is local, and must exist and hold a ``config.json``.
+    """
+    text = str(name_or_path)
+    path = Path(text).expanduser()
+    local = (path.exists() or text.startswith((".", "/", "~")) or text.count("/") > 1
+             or (len(path.parts) > 1 and Path(path.parts[0]).is_dir()))
+    if not local:
+        return text
+    if not path.is_dir():
+        raise FileNotFoundError(f"No such model directory: {text}. Pass an existing directory or a hub id such "
+                                f"as bert-base-uncased.")
+    if not (path / "config.json").is_file():
+        raise FileNotFoundError(
+            f"{text} has no config.json: expected a Hugging Face model directory written by save_pretrained "
+            f"(ours or transformers').")
+    return str(path)
+
+
+def model_directory(name_or_path: str | Path) -> Path:
+    """A local directory for a model: the directory itself, or a download of only :data:`MODEL_FILES` from the hub."""
+    source = model_source(name_or_path)
+    if Path(source).is_dir():
+        return Path(source)
+    from huggingface_hub import snapshot_download
+
+    return Path(snapshot_download(source, allow_patterns=MODEL_FILES))
+
+
 def load_pretrained(directory: str | Path, cls: type | None = None) -> nn.Module:
     """Load a Hugging Face BERT/DistilBERT directory or hub id (ours or the hub's) into a studentbert model.
 
     ``cls`` picks the model class (e.g. ``BertModel`` for an encoder-only checkpoint); by default it is read
-    from the config's ``architectures``.
+    from the config's ``architectures``: ``BertForPreTraining``, ``BertForMaskedLM`` (``bert-base-uncased``,
+    ``run_mlm.py``'s output), ``BertModel``, ``BertForSequenceClassification`` or their DistilBERT counterparts.
     """
-    if Path(directory).exists() or str(directory).startswith((".", "/", "~")):
-        directory = Path(directory)
-        if not (directory / "config.json").is_file():
-            raise FileNotFoundError(
-                f"{directory} has no config.json: expected a Hugging Face model directory written by "
-                f"save_pretrained (ours or transformers')."
-            )
-    # otherwise a hub id such as "bert-base-uncased" (needs internet or the local hub cache)
-    hf_config = transformers.AutoConfig.from_pretrained(directory)
+    source = model_source(directory)  # a missing local directory is refused here, not sent to the hub
+    hf_config = transformers.AutoConfig.from_pretrained(source)
     config_from_hf(hf_config)  # refuses anything that is not a BERT or DistilBERT, with a clear message
     if cls is None:
         arch = (hf_config.architectures or ["BertModel" if hf_config.model_type == "bert" else "DistilBertModel"])[0]
@@ -280,5 +318,5 @@ def load_pretrained(directory: str | Path, cls: type | None = None) -> nn.Module
             raise ValueError(f"{directory} holds a {arch}; studentbert loads {sorted(_OURS_CLASS)}.")
         cls = _OURS_CLASS[arch]
     hf_cls = _HF_CLASS[cls]
-    hf_model = hf_cls.from_pretrained(directory)
+    hf_model = hf_cls.from_pretrained(source)
     return from_transformers(hf_model)

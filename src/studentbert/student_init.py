@@ -16,7 +16,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .bert import BertForPreTraining, BertModel
+from .bert import BertForMaskedLM, BertForPreTraining, BertModel
 from .config import BertConfig, DistilBertConfig
 from .distilbert import DistilBertForMaskedLM, DistilBertModel
 from .encoder import Encoder
@@ -43,7 +43,7 @@ def default_layer_map(teacher_layers: int, student_layers: int) -> list[int]:
 
 
 def _encoder(model: nn.Module) -> Encoder:
-    if isinstance(model, BertForPreTraining):
+    if isinstance(model, BertForPreTraining | BertForMaskedLM):
         return model.bert.encoder
     if isinstance(model, DistilBertForMaskedLM):
         return model.distilbert.encoder
@@ -82,12 +82,15 @@ def check_compatible(teacher: BertConfig, student: DistilBertConfig) -> None:
 
 @torch.no_grad()
 def init_student_from_teacher(
-    teacher: BertForPreTraining | BertModel,
+    teacher: BertForPreTraining | BertForMaskedLM | BertModel,
     student: DistilBertForMaskedLM | DistilBertModel,
     layers: list[int] | None = None,
     fold_token_type: bool = True,
 ) -> list[int]:
     """Copy the teacher's embeddings, the chosen encoder layers and (if both have one) its MLM head.
+
+    A teacher without an MLM head (a bare ``BertModel``) leaves the student's head as initialised: its decoder
+    is tied to the word embeddings, which are copied, and its transform starts random.
 
     The token-type table is dropped: a student sees no segments. Its word and position tables,
     LayerNorm, and each copied layer are exact copies. With ``fold_token_type`` (our default; the
@@ -113,6 +116,6 @@ def init_student_from_teacher(
         s_emb.position.weight.add_(t_emb.token_type.weight[0])
     for s_i, t_i in enumerate(layers):
         s_enc.layers[s_i].load_state_dict(t_enc.layers[t_i].state_dict())
-    if isinstance(teacher, BertForPreTraining) and isinstance(student, DistilBertForMaskedLM):
+    if isinstance(teacher, BertForPreTraining | BertForMaskedLM) and isinstance(student, DistilBertForMaskedLM):
         student.mlm.load_state_dict(teacher.mlm.state_dict())
     return layers

@@ -30,6 +30,7 @@ from __future__ import annotations
 import random
 from collections import Counter, defaultdict
 from collections.abc import Sequence
+from pathlib import Path
 
 from .corpus import FEMALE_NAMES, MALE_NAMES, POSITIVE, TOPICS, TOWNS, article
 
@@ -362,9 +363,11 @@ def lookup_baseline(train_tokens: Sequence[Sequence[str]], train_tags: Sequence[
 # CoNLL-2003
 
 
-def load_conll2003():
-    """CoNLL-2003 English NER from the Hugging Face hub as ``(DatasetDict, tag names)``, column ``ner_tags``
-    renamed to ``tags``. Needs internet access or a cached copy.
+def load_conll2003(source: str = "conll2003"):
+    """CoNLL-2003 English NER as ``(DatasetDict, tag names)``, column ``ner_tags`` renamed to ``tags``.
+
+    ``source``: ``"conll2003"`` (the Hugging Face hub: needs internet access or a cached copy), or a local
+    directory in its schema (``tokens``, ``ner_tags``; ``train``/``validation``/``test`` parquet files).
 
     The original ``conll2003`` repository is a loading script, which ``datasets`` >= 4 no longer runs; this
     tries its Parquet conversion first, then a Parquet copy.
@@ -372,9 +375,21 @@ def load_conll2003():
     import datasets
 
     errors = []
-    for path, revision in (("eriktks/conll2003", "refs/convert/parquet"), ("lhoestq/conll2003", None)):
+    if source == "conll2003":
+        sources = [("eriktks/conll2003", "refs/convert/parquet"), ("lhoestq/conll2003", None)]
+    else:
+        directory = Path(source).expanduser()
+        if not directory.is_dir() or not list(directory.glob("train*.parquet")):
+            raise FileNotFoundError(f"{source} is not a directory with train/validation/test parquet files in "
+                                    f"CoNLL-2003's schema (tokens, ner_tags).")
+        sources = [(str(directory), None)]
+    for path, revision in sources:
         try:
-            data = datasets.load_dataset(path, revision=revision)
+            if revision is None and Path(path).is_dir():
+                files = {s: str(p) for s in ("train", "validation", "test") for p in Path(path).glob(f"{s}*.parquet")}
+                data = datasets.load_dataset("parquet", data_files=files)
+            else:
+                data = datasets.load_dataset(path, revision=revision)
         except Exception as error:  # no internet, moved repository: try the next source
             errors.append(f"{path}: {type(error).__name__}: {error}")
             continue

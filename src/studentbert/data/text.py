@@ -82,16 +82,40 @@ def _looks_like_path(source: str) -> bool:
     return source.endswith(".txt") or source.startswith(("/", ".", "~")) or source.count("/") > 1
 
 
-def _local_files(path: Path) -> list[str]:
+_SPLIT_NAMES = {"train": ("train",), "validation": ("validation", "valid", "dev"), "test": ("test",)}
+
+
+def _local_files(path: Path, split: str = "train") -> list[str]:
+    """The ``.txt`` files of ``path``; in a directory with one file per split (``train.txt``, ``validation.txt``,
+    ``wiki.valid.txt``: a local copy of a dataset such as WikiText), only those of ``split``."""
     if path.is_dir():
-        files = sorted(str(p) for p in path.rglob("*.txt"))
+        files = sorted(p for p in path.rglob("*.txt"))
         if not files:
             raise FileNotFoundError(
                 f"The directory {str(path)!r} contains no .txt files. Pass a path to a .txt file or a directory "
                 "of .txt files (one sentence per line, a blank line between documents), or a dataset id."
             )
-        return files
+
+        def split_of(p: Path) -> str | None:
+            parts = p.stem.lower().replace("-", ".").replace("_", ".").split(".")
+            return next((s for s, names in _SPLIT_NAMES.items() if any(n in parts for n in names)), None)
+
+        by_split = [p for p in files if split_of(p) == split]
+        if by_split:
+            return [str(p) for p in by_split]
+        if any(split_of(p) for p in files) or split != "train":
+            raise FileNotFoundError(f"The directory {str(path)!r} has no .txt file for the split {split!r}.")
+        return [str(p) for p in files]
     return [str(path)]
+
+
+def _starts_like_wikitext(files: list[str]) -> bool:
+    """Whether the first non-blank line of the first file is a WikiText article title (`` = Title = ``)."""
+    with open(files[0], encoding="utf-8") as f:
+        for line in f:
+            if line.strip():
+                return bool(_WIKITEXT_TITLE.match(line))
+    return False
 
 
 def load_documents(
@@ -108,7 +132,8 @@ def load_documents(
         source: a local ``.txt`` file, a directory of ``.txt`` files (read with the ``datasets`` "text"
             builder), or a dataset id of the Hugging Face hub (``"wikitext"``; needs internet access or a
             cached copy).
-        split: the split of a hub dataset.
+        split: the split of a hub dataset, or of a local directory with one file per split (``train.txt``,
+            ``validation.txt``, ...).
         text_column: the column that holds the text of a hub dataset.
         max_documents: keep only the first ``max_documents`` documents.
         config: the configuration of a hub dataset; for ``"wikitext"`` it defaults to
@@ -129,7 +154,7 @@ def load_documents(
     path = Path(source).expanduser()
     is_wikitext = "wikitext" in source.lower()
     if path.exists():
-        files = _local_files(path)
+        files = _local_files(path, split)
         if all(os.path.getsize(f) == 0 for f in files):
             raise ValueError(
                 f"{source!r} contains no text: its files are empty. Pass a corpus with one sentence per line "
@@ -138,7 +163,7 @@ def load_documents(
         # One row per file (sample_by="document"), so that the end of a file also ends a document.
         dataset = datasets.load_dataset("text", data_files=files, split="train", sample_by="document")
         text_column = "text"
-        layout = layout or ("wikitext" if is_wikitext else "lines")
+        layout = layout or ("wikitext" if is_wikitext or _starts_like_wikitext(files) else "lines")
         lines = (line for row in dataset for line in [*(row["text"] or "").split("\n"), ""])
     elif _looks_like_path(source):
         raise FileNotFoundError(
