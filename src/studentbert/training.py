@@ -1,27 +1,39 @@
 """One training loop for pretraining, distillation and fine-tuning: checkpoints, resume, metrics, DDP.
 
-What the loop does, in order, at every step: take the next batch of a seeded, resumable
-order; compute the loss under bf16 autocast on a GPU (fp32 on a CPU); back-propagate;
-clip the gradient norm; take an AdamW step (fused where torch has the kernel); advance the warmup-then-linear-decay
-learning rate. Every ``eval_every`` steps it evaluates, every ``save_every`` steps it writes a
-checkpoint (model, optimizer, schedule, random states, position in the data), and every line
-of metrics goes to ``metrics.jsonl``, which the book plots.
+What the loop does, in order, at every optimizer step: take the next global batch of a seeded, resumable
+order; cut this process's share into ``gradient_accumulation_steps`` micro-batches; for each, compute the
+loss under autocast (bf16 on a GPU by default, fp16 with loss scaling on request, fp32 on a CPU) and
+back-propagate it divided by the number of micro-batches; clip the gradient norm; take an AdamW step (fused
+where torch has the kernel); advance the warmup-then-linear-decay learning rate. Every ``eval_every`` steps
+it evaluates, every ``save_every`` steps it writes a checkpoint (model, optimizer, schedule, loss scaler,
+random states, position in the data, settings), and every line of metrics goes to ``metrics.jsonl``,
+which the book plots.
 
 Distribution goes through `accelerate` (``accelerate launch`` or ``torchrun`` start the
 processes; :class:`accelerate.Accelerator` wraps the model in DDP): each process takes its
 share of every global batch, and DDP averages the gradients.
 
 Resuming is exact: an interrupted run resumed from its last checkpoint ends with the same
-weights as an uninterrupted run (tested on CPU).
+weights as an uninterrupted run (tested on CPU). The loop is also careful (``tests/FAULTS.md`` lists each
+fault and its test): a non-finite loss or gradient stops it before the weights are touched and no checkpoint
+with non-finite weights is ever written; a resume with changed settings is refused, naming each change;
+SIGTERM or SIGINT end the current step, save and exit; the output directory is locked against a second run;
+checkpoints are written atomically (:mod:`studentbert.checkpoint`).
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import json
 import math
+import os
 import random
+import signal
+import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextvars import ContextVar
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -30,8 +42,37 @@ import numpy as np
 import torch
 from torch import nn
 
-CHECKPOINT = "checkpoint.pt"
+from .checkpoint import (
+    CHECKPOINT,
+    OutputDirLock,
+    SettingsChangedError,
+    read_checkpoint,
+    remove_stale_temporaries,
+    set_aside,
+    write_checkpoint,
+)
+
 METRICS = "metrics.jsonl"
+#: TrainConfig fields that a resumed run may change freely: they do not change the trained weights.
+SAFE_TO_CHANGE = frozenset({"eval_every", "save_every", "log_every", "report_to"})
+#: Fields that a resume may change only when asked explicitly (``allow_changes`` / ``--override-on-resume``).
+OVERRIDABLE = frozenset({"learning_rate", "max_steps"})
+RESTART_ADVICE = ("running the same command again repeats the same steps: start over with --restart "
+                  "(resume='restart'), or resume with a lower --learning-rate and --override-on-resume learning_rate")
+_ALLOWED_CHANGES: ContextVar[frozenset[str]] = ContextVar("allowed_resume_changes", default=frozenset())
+
+
+@contextlib.contextmanager
+def allow_resume_changes(keys: Iterable[str]) -> Iterator[None]:
+    """Within the block, :meth:`Trainer.train` lets a resume change ``keys`` (a subset of :data:`OVERRIDABLE`).
+
+    For callers that cannot pass ``allow_changes`` through (the CLI around :func:`studentbert.distill.distill`).
+    """
+    token = _ALLOWED_CHANGES.set(frozenset(keys))
+    try:
+        yield
+    finally:
+        _ALLOWED_CHANGES.reset(token)
 
 
 @dataclass
@@ -40,16 +81,21 @@ class TrainConfig:
 
     Attributes:
         max_steps: optimizer steps in all.
-        batch_size: global batch size (all processes together).
+        batch_size: global batch size: examples per optimizer step, all processes and micro-batches together.
         learning_rate: peak learning rate, reached after the warmup.
         warmup_ratio: fraction of ``max_steps`` over which the learning rate rises linearly from 0.
         weight_decay: AdamW's decoupled weight decay (not applied to biases and LayerNorm).
         max_grad_norm: gradient clipping threshold (global L2 norm).
         eval_every, save_every, log_every: in steps; 0 disables.
         seed: seeds the data order, the masking and the dropout.
-        mixed_precision: ``"auto"`` (bf16 on a GPU, none on a CPU), ``"bf16"`` or ``"no"``.
+        mixed_precision: ``"auto"`` (bf16 on a GPU, none on a CPU), ``"bf16"``, ``"fp16"`` (a CUDA GPU only;
+            dynamic loss scaling by accelerate's GradScaler) or ``"no"``.
         group_by_length: batch examples of similar length together (less padding), shuffling the batches.
         compile: wrap the model in ``torch.compile``.
+        gradient_accumulation_steps: micro-batches per optimizer step; each holds
+            ``batch_size / (processes * gradient_accumulation_steps)`` examples.
+        report_to: an experiment tracker for accelerate's ``log_with`` (``"tensorboard"``, ``"wandb"``: the
+            package must be installed); None (the default) writes only ``metrics.jsonl``.
     """
 
     max_steps: int = 1000
@@ -65,6 +111,8 @@ class TrainConfig:
     mixed_precision: str = "auto"
     group_by_length: bool = True
     compile: bool = False
+    gradient_accumulation_steps: int = 1
+    report_to: str | None = None
 
     def __post_init__(self) -> None:
         if self.max_steps < 1 or self.batch_size < 1:
@@ -73,8 +121,12 @@ class TrainConfig:
             raise ValueError(f"learning_rate must be positive, got {self.learning_rate}.")
         if not 0 <= self.warmup_ratio < 1:
             raise ValueError(f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}.")
-        if self.mixed_precision not in ("auto", "bf16", "no"):
-            raise ValueError(f"mixed_precision must be 'auto', 'bf16' or 'no', got {self.mixed_precision!r}.")
+        if self.mixed_precision not in ("auto", "bf16", "fp16", "no"):
+            raise ValueError(
+                f"mixed_precision must be 'auto', 'bf16', 'fp16' or 'no', got {self.mixed_precision!r}.")
+        k = self.gradient_accumulation_steps
+        if k < 1 or self.batch_size % k:
+            raise ValueError(f"gradient_accumulation_steps={k} must be >= 1 and divide batch_size={self.batch_size}.")
 
 
 def seed_everything(seed: int) -> None:
@@ -138,8 +190,27 @@ LossFn = Callable[[nn.Module, dict[str, torch.Tensor]], tuple[torch.Tensor, dict
 EvalFn = Callable[[nn.Module], dict[str, float]]
 
 
+def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        out.update(_flatten(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": v})
+    return out
+
+
 class Trainer:
     """Train ``model`` on ``dataset`` with ``loss_fn``; write checkpoints and metrics to ``output_dir``.
+
+    Gradient accumulation is a manual loop, not accelerate's ``accumulate()``: the batches come from our
+    own resumable order (not a prepared DataLoader), so accelerate could only find the end of a global batch
+    by counting micro-steps in its own state, which the checkpoint would then have to carry; here one loop
+    iteration is one optimizer step, resume happens only at step boundaries, and the first k-1 backward
+    passes run under ``accelerator.no_sync`` (what ``accumulate()`` does under DDP). Each micro-batch's loss
+    is divided by k, so for a loss that is a mean over examples, k micro-batches of b examples give exactly
+    the gradient of one batch of k*b (up to float rounding). A token-level mean (MLM: a mean over the masked
+    tokens of each micro-batch) becomes a mean of micro-batch means: equal to the global token mean only
+    when the micro-batches hold equally many masked tokens -- the same approximation DDP makes across
+    processes. fp16 goes through accelerate's GradScaler: a step whose scaled gradients overflow is
+    skipped by the scaler (and still counted, the schedule advancing with it), and the scale is logged.
 
     Args:
         model: the module whose parameters are trained.
@@ -151,6 +222,9 @@ class Trainer:
         output_dir: where ``checkpoint.pt`` and ``metrics.jsonl`` go.
         evaluate: optional ``(unwrapped model) -> metrics``, called every ``eval_every`` steps and at the end.
         lengths: example lengths for length grouping (default: ``len(example["input_ids"])``).
+        settings: JSON-able description of everything else that determines the result (model config, data,
+            teacher, loss weights...). Stored in the checkpoint with the whole ``config``; a resume with any
+            difference in either is refused (except :data:`SAFE_TO_CHANGE` and explicit overrides).
     """
 
     def __init__(
@@ -164,23 +238,33 @@ class Trainer:
         evaluate: EvalFn | None = None,
         lengths: Sequence[int] | None = None,
         description: str = "training",
+        settings: dict[str, Any] | None = None,
     ) -> None:
         from accelerate import Accelerator
 
         if len(dataset) == 0:
             raise ValueError("The training dataset is empty: there is nothing to train on. Check the corpus.")
+        try:
+            self.settings = json.loads(json.dumps(settings)) if settings is not None else None
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"settings must be JSON-able (numbers, strings, lists, dicts): {e}") from None
         self.config = config
         self.output_dir = Path(output_dir)
         self.loss_fn, self.evaluate_fn, self.collate = loss_fn, evaluate, collate
         self.dataset, self.description = dataset, description
         cuda = torch.cuda.is_available()
         precision = ("bf16" if cuda else "no") if config.mixed_precision == "auto" else config.mixed_precision
+        if precision == "fp16" and not cuda:
+            raise ValueError("mixed_precision='fp16' needs a CUDA GPU (loss scaling); on this machine use 'bf16' or 'no'.")
         # step_scheduler_with_optimizer=False: by default a prepared scheduler steps num_processes times per
         # optimizer step (accelerate assumes per-process batches); our batch_size is global, so step once.
-        self.accelerator = Accelerator(mixed_precision=precision, cpu=not cuda, step_scheduler_with_optimizer=False)
-        world = self.accelerator.num_processes
-        if config.batch_size % world:
-            raise ValueError(f"batch_size={config.batch_size} must be divisible by the {world} processes.")
+        self.accelerator = Accelerator(mixed_precision=precision, cpu=not cuda, step_scheduler_with_optimizer=False,
+                                       log_with=config.report_to,
+                                       project_dir=str(self.output_dir) if config.report_to else None)
+        world, k = self.accelerator.num_processes, config.gradient_accumulation_steps
+        if config.batch_size % (world * k):
+            raise ValueError(f"batch_size={config.batch_size} must be divisible by processes x gradient_accumulation"
+                             f"_steps = {world} x {k}: each process's micro-batch must be whole.")
         if lengths is None:
             lengths = [len(ex["input_ids"]) for ex in dataset] if config.group_by_length else [0] * len(dataset)
         self.lengths = list(lengths)
@@ -198,6 +282,10 @@ class Trainer:
             optimizer, lambda s: linear_schedule(s, config.max_steps, warmup))
         self.model, self.optimizer, self.scheduler = self.accelerator.prepare(opt_model, optimizer, scheduler)
         self.step = 0
+        self.saved_step: int | None = None  # step of the last checkpoint on disk (written or loaded)
+        self.history: list[dict[str, Any]] = []  # resumes that changed a setting on purpose
+        self._override: dict[str, Any] | None = None
+        self._stop_signal: int | None = None
 
     # ------------------------------------------------------------------------------------------ state
 
@@ -215,48 +303,95 @@ class Trainer:
                 yield batch[rank::world]
             epoch, skip = epoch + 1, 0
 
+    def _last_checkpoint(self) -> str:
+        if self.saved_step is None:
+            return f"no checkpoint exists yet in {self.output_dir}"
+        return f"the last checkpoint (step {self.saved_step}) in {self.output_dir} is kept"
+
     def save_checkpoint(self) -> None:
-        """Write everything needed to continue exactly where the run stands (atomically)."""
+        """Write everything needed to continue exactly where the run stands (atomically, durably).
+
+        Raises:
+            FloatingPointError: a weight is not finite; nothing is written.
+            NoSpaceError: the disk is full; the previous checkpoint is intact.
+        """
+        for name, t in self.raw_model.state_dict().items():
+            if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+                raise FloatingPointError(
+                    f"The weight {name} is not finite after step {self.step}: no checkpoint was written and "
+                    f"{self._last_checkpoint()}; {RESTART_ADVICE}.")
         self.accelerator.wait_for_everyone()
         if not self.is_main:
+            self.saved_step = self.step
             return
         self.output_dir.mkdir(parents=True, exist_ok=True)
         gen = getattr(self.collate, "generator", None)
+        scaler = self.accelerator.scaler
         state = {
             "step": self.step,
             "model": self.raw_model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
+            "scaler": scaler.state_dict() if scaler is not None else None,
             "rng": {"torch": torch.get_rng_state(), "python": random.getstate(), "numpy": np.random.get_state(),
                     "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None},
             "collate_generator": gen.get_state() if gen is not None else None,
             "config": asdict(self.config),
+            "settings": self.settings,
+            "history": self.history,
         }
-        tmp = self.output_dir / (CHECKPOINT + ".tmp")
-        torch.save(state, tmp)
-        tmp.replace(self.output_dir / CHECKPOINT)
+        write_checkpoint(state, self.output_dir / CHECKPOINT)
+        self.saved_step = self.step
 
-    def load_checkpoint(self) -> bool:
-        """Restore the last checkpoint in ``output_dir``, if any; True if one was restored."""
+    def _check_settings(self, state: dict[str, Any], allow: frozenset[str]) -> dict[str, list]:
+        """Compare the checkpoint's config and settings with this run's; return the allowed changes.
+
+        Raises:
+            SettingsChangedError: one message naming every differing key, ``old -> new``.
+        """
+        defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)}  # older checkpoints lack new fields
+        old, new = {**defaults, **state["config"]}, asdict(self.config)
+        diffs = {k: (old.get(k), v) for k, v in new.items() if k not in SAFE_TO_CHANGE and old.get(k) != v}
+        if self.settings is not None and state.get("settings") is not None:
+            a, b = _flatten(state["settings"]), _flatten(self.settings)
+            diffs.update({f"settings.{k}": (a.get(k), b.get(k)) for k in sorted(a.keys() | b.keys())
+                          if a.get(k) != b.get(k)})
+        allowed = {k: list(v) for k, v in diffs.items() if k in allow}
+        refused = {k: v for k, v in diffs.items() if k not in allow}
+        if "max_steps" in allowed and self.config.max_steps <= state["step"]:
+            refused["max_steps"] = diffs.pop("max_steps")
+        if refused:
+            listing = "; ".join(f"{k}: {o!r} -> {n!r}" for k, (o, n) in refused.items())
+            hint = (f"; to change {', '.join(sorted(refused.keys() & OVERRIDABLE))} on purpose pass --override-on-"
+                    f"resume {' '.join(sorted(refused.keys() & OVERRIDABLE))} (max_steps only beyond the "
+                    f"checkpoint's step {state['step']})") if refused.keys() & OVERRIDABLE else ""
+            raise SettingsChangedError(
+                f"The checkpoint in {self.output_dir} was written with other settings: {listing}. Resume with the "
+                f"same settings, start over with --restart, or use another --output-dir{hint}.")
+        return allowed
+
+    def load_checkpoint(self, allow_changes: Iterable[str] = ()) -> bool:
+        """Restore the last checkpoint in ``output_dir``, if any; True if one was restored.
+
+        Raises:
+            CorruptCheckpointError: the file cannot be read.
+            SettingsChangedError: the checkpoint was written with other settings (see :meth:`train`).
+        """
         path = self.output_dir / CHECKPOINT
         if not path.is_file():
             return False
-        state = torch.load(path, map_location="cpu", weights_only=False)
-        if state["config"]["max_steps"] != self.config.max_steps or state["config"]["seed"] != self.config.seed:
-            raise ValueError(
-                f"The checkpoint in {self.output_dir} belongs to a run with max_steps="
-                f"{state['config']['max_steps']}, seed={state['config']['seed']}, not max_steps="
-                f"{self.config.max_steps}, seed={self.config.seed}. Use another --output-dir or pass resume=False."
-            )
+        state = read_checkpoint(path)
+        changes = self._check_settings(state, frozenset(allow_changes))
         try:
             self.raw_model.load_state_dict(state["model"])
         except RuntimeError as e:
-            raise ValueError(
-                f"The checkpoint in {path} does not match this model ({e}). It was written for another "
-                f"configuration: use another --output-dir, or delete the checkpoint to start afresh."
-            ) from None
+            raise SettingsChangedError(
+                f"The checkpoint in {path} does not match this model ({str(e).splitlines()[0]}): it was written for "
+                f"another configuration; use another --output-dir, or start over with --restart.") from None
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
+        if state.get("scaler") is not None and self.accelerator.scaler is not None:
+            self.accelerator.scaler.load_state_dict(state["scaler"])
         torch.set_rng_state(state["rng"]["torch"])
         random.setstate(state["rng"]["python"])
         np.random.set_state(state["rng"]["numpy"])
@@ -265,46 +400,163 @@ class Trainer:
         gen = getattr(self.collate, "generator", None)
         if gen is not None and state["collate_generator"] is not None:
             gen.set_state(state["collate_generator"])
-        self.step = state["step"]
+        self.step = self.saved_step = state["step"]
+        self.history = list(state.get("history") or [])
+        self._override = None
+        if changes:
+            self._apply_overrides()
+            self._override = {"step": self.step, "changes": changes, "time": time.strftime("%Y-%m-%dT%H:%M:%S")}
+            self.history.append(self._override)
         return True
+
+    def _apply_overrides(self) -> None:
+        """After loading a checkpoint: the new peak learning rate and schedule length take effect now."""
+        c, sched = self.config, self.scheduler.scheduler
+        warmup = int(c.warmup_ratio * c.max_steps)
+        sched.base_lrs = [c.learning_rate] * len(self.optimizer.param_groups)
+        for group in self.optimizer.param_groups:
+            group["initial_lr"] = c.learning_rate
+            group["lr"] = c.learning_rate * linear_schedule(sched.last_epoch, c.max_steps, warmup)
+        sched._last_lr = [g["lr"] for g in self.optimizer.param_groups]
+
+    def _truncate_metrics(self, step: int) -> None:
+        """Keep the records up to ``step`` (the checkpoint's): a resume repeats the steps after it."""
+        path = self.output_dir / METRICS
+        if not path.exists():
+            return
+        kept = []
+        for line in path.read_text().splitlines():
+            with contextlib.suppress(ValueError):  # a line cut short by a crash is dropped too
+                if json.loads(line).get("step", 0) <= step:
+                    kept.append(line + "\n")
+        tmp = path.with_name(f"{METRICS}.{os.getpid()}.tmp")
+        tmp.write_text("".join(kept))
+        os.replace(tmp, path)
 
     def _log(self, record: dict[str, Any]) -> None:
         if self.is_main:
             self.output_dir.mkdir(parents=True, exist_ok=True)
             with open(self.output_dir / METRICS, "a") as f:
                 f.write(json.dumps(record) + "\n")
+            if self.config.report_to:
+                numbers = {k: v for k, v in record.items() if isinstance(v, (int, float)) and k != "step"}
+                self.accelerator.log({f"{record.get('split', 'train')}/{k}": v for k, v in numbers.items()},
+                                     step=record.get("step"))
 
-    def _evaluate(self) -> dict[str, float]:
+    def _evaluate(self, log: bool = True) -> dict[str, float]:
         if self.evaluate_fn is None:
             return {}
         self.raw_model.eval()
         with torch.no_grad(), self.accelerator.autocast():
             metrics = self.evaluate_fn(self.raw_model)
         self.raw_model.train()
-        self._log({"step": self.step, "split": "eval", **metrics})
+        if log:
+            self._log({"step": self.step, "split": "eval", **metrics})
         return metrics
+
+    # ------------------------------------------------------------------------------------------ signals
+
+    @contextlib.contextmanager
+    def _stop_signals_caught(self) -> Iterator[None]:
+        """SIGTERM/SIGINT set a flag that the loop reads at the end of each step; a second signal interrupts."""
+        self._stop_signal = None
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+
+        def handler(signum: int, frame: object) -> None:
+            if self._stop_signal is not None:
+                raise KeyboardInterrupt(f"second {signal.Signals(signum).name}: stopping without a checkpoint")
+            self._stop_signal = signum
+
+        previous = {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGINT)}
+        try:
+            yield
+        finally:
+            for s, h in previous.items():
+                signal.signal(s, h)
+
+    def _stop_requested(self) -> bool:
+        flag = self._stop_signal is not None
+        if self.accelerator.num_processes > 1:  # every process must agree, or the others wait for ever
+            flag = bool(self.accelerator.reduce(torch.tensor([float(flag)], device=self.accelerator.device), "sum"))
+        return flag
 
     # ------------------------------------------------------------------------------------------ loop
 
-    def train(self, resume: bool = True, stop_after: int | None = None) -> dict[str, float]:
+    def train(self, resume: bool | str = True, stop_after: int | None = None,
+              allow_changes: Iterable[str] | None = None) -> dict[str, float]:
         """Run to ``max_steps`` (or stop after ``stop_after`` steps, as if interrupted); return the last eval.
 
-        With ``resume``, continue from ``output_dir/checkpoint.pt`` when it exists; without, a fresh run
-        refuses to overwrite a checkpoint, so no work is lost by accident.
+        Args:
+            resume: ``True``: continue from ``output_dir/checkpoint.pt`` when it exists (refusing any change of
+                a setting that changes the result); ``False``: refuse to overwrite an existing checkpoint, so no
+                work is lost by accident; ``"restart"``: start afresh, moving an existing ``checkpoint.pt`` and
+                ``metrics.jsonl`` aside to ``*.old`` (one generation is kept).
+            stop_after: save and return after this many steps.
+            allow_changes: keys of :data:`OVERRIDABLE` that this resume may change (default: those of an
+                enclosing :func:`allow_resume_changes`); each change is recorded in ``history`` (checkpoint)
+                and as a ``split="override"`` record in ``metrics.jsonl``.
+
+        Raises:
+            OutputDirLockedError: another run holds ``output_dir``.
+            SettingsChangedError, CorruptCheckpointError, FileExistsError: see ``resume``.
+            FloatingPointError: the loss or the gradient norm is not finite (nothing is written after it).
+            KeyboardInterrupt, SystemExit: after SIGINT, SIGTERM: a checkpoint of the finished step is saved.
         """
+        if resume not in (True, False, "restart"):
+            raise ValueError(f"resume must be True, False or 'restart', got {resume!r}.")
+        allow = frozenset(allow_changes) if allow_changes is not None else _ALLOWED_CHANGES.get()
+        if allow - OVERRIDABLE:
+            raise ValueError(f"Only {sorted(OVERRIDABLE)} can be overridden on resume, not {sorted(allow - OVERRIDABLE)}.")
+        lock = OutputDirLock(self.output_dir).acquire() if self.is_main else None
+        try:
+            if lock is not None:
+                remove_stale_temporaries(self.output_dir)
+                if self.config.report_to:
+                    self.accelerator.init_trackers("studentbert", config=asdict(self.config))
+            with self._stop_signals_caught():
+                return self._train(resume, stop_after, allow)
+        finally:
+            if lock is not None:
+                if self.config.report_to:
+                    self.accelerator.end_training()
+                lock.release()
+
+    def _start(self, resume: bool | str, allow: frozenset[str]) -> None:
+        path = self.output_dir / CHECKPOINT
+        if resume == "restart":
+            if self.is_main:
+                set_aside(path)
+                set_aside(self.output_dir / METRICS)
+            self.accelerator.wait_for_everyone()
+        elif resume:
+            self.load_checkpoint(allow)
+        elif path.exists():
+            raise FileExistsError(
+                f"{self.output_dir} already holds a checkpoint; resume it (resume=True), start over with --restart "
+                f"(resume='restart'), or choose another output directory.")
+        if self.is_main:
+            if self.step == 0:
+                (self.output_dir / METRICS).unlink(missing_ok=True)
+            else:
+                self._truncate_metrics(self.step)
+            if self._override is not None:
+                self._log({"split": "override", **self._override})
+
+    def _diverged(self, what: str) -> FloatingPointError:
+        return FloatingPointError(
+            f"{what} at step {self.step + 1}: training stopped before the weights were updated and "
+            f"{self._last_checkpoint()}; {RESTART_ADVICE}.")
+
+    def _train(self, resume: bool | str, stop_after: int | None, allow: frozenset[str]) -> dict[str, float]:
         from tqdm.auto import tqdm
 
-        c = self.config
-        if resume:
-            self.load_checkpoint()
-        elif (self.output_dir / CHECKPOINT).exists():
-            raise FileExistsError(
-                f"{self.output_dir} already holds a checkpoint; resume it (resume=True) or choose another output "
-                f"directory.")
-        if self.step == 0 and self.is_main and (self.output_dir / METRICS).exists():
-            (self.output_dir / METRICS).unlink()
+        c, k = self.config, self.config.gradient_accumulation_steps
+        self._start(resume, allow)
+        finished_before = self.step >= c.max_steps
         self.raw_model.train()
-        device = self.accelerator.device
+        device, acc = self.accelerator.device, self.accelerator
         batches = self._batches()
         running: dict[str, float] = {}
         n_running, tokens, t0 = 0, 0, time.perf_counter()
@@ -312,37 +564,43 @@ class Trainer:
                    dynamic_ncols=True)
         last_eval: dict[str, float] = {}
         while self.step < c.max_steps:
-            batch = self.collate([self.dataset[i] for i in next(batches)])
-            # counted on the host, before the copy: no wait for the device
-            tokens += int(batch["attention_mask"].sum()) if "attention_mask" in batch else 0
-            batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
-            with self.accelerator.autocast():
-                loss, metrics = self.loss_fn(self.model, batch)
-            if not math.isfinite(loss.item()):
-                self.save_checkpoint()
-                raise FloatingPointError(
-                    f"The loss is {loss.item()} at step {self.step}; the last checkpoint is kept in "
-                    f"{self.output_dir}. Lower the learning rate or check the inputs.")
-            self.accelerator.backward(loss)
-            grad_norm = self.accelerator.clip_grad_norm_(self.model.parameters(), c.max_grad_norm)
+            share = next(batches)
+            m = len(share) // k
+            for j in range(k):  # micro-batches; gradients are all-reduced on the last one only
+                batch = self.collate([self.dataset[i] for i in share[j * m:(j + 1) * m]])
+                # counted on the host, before the copy: no wait for the device
+                tokens += int(batch["attention_mask"].sum()) if "attention_mask" in batch else 0
+                batch = {key: v.to(device, non_blocking=True) for key, v in batch.items()}
+                with contextlib.nullcontext() if j == k - 1 else acc.no_sync(self.model):
+                    with acc.autocast():
+                        loss, metrics = self.loss_fn(self.model, batch)
+                    value = loss.item()
+                    if not math.isfinite(value):
+                        raise self._diverged(f"The loss is {value}")
+                    acc.backward(loss / k)
+                for key, v in {"loss": value, **metrics}.items():
+                    running[key] = running.get(key, 0.0) + float(v) / k
+            grad_norm = acc.clip_grad_norm_(self.model.parameters(), c.max_grad_norm)
+            if acc.scaler is None and not math.isfinite(float(grad_norm)):  # fp16: the scaler skips the step
+                raise self._diverged(f"The gradient norm is {float(grad_norm)}")
             self.optimizer.step()
             self.scheduler.step()
             self.optimizer.zero_grad(set_to_none=True)
             self.step += 1
             bar.update(1)
-            for k, v in {"loss": loss.item(), **metrics}.items():
-                running[k] = running.get(k, 0.0) + float(v)
             n_running += 1
             if c.log_every and (self.step % c.log_every == 0 or self.step == c.max_steps):
                 elapsed = time.perf_counter() - t0
-                record = {k: v / n_running for k, v in running.items()}
-                if self.accelerator.num_processes > 1:  # each process saw its share: log the mean over all
+                record = {key: v / n_running for key, v in running.items()}
+                if acc.num_processes > 1:  # each process saw its share: log the mean over all
                     keys = sorted(record)
-                    means = self.accelerator.reduce(
-                        torch.tensor([record[k] for k in keys], dtype=torch.float64, device=device), "mean")
+                    means = acc.reduce(torch.tensor([record[key] for key in keys], dtype=torch.float64,
+                                                    device=device), "mean")
                     record = dict(zip(keys, means.tolist(), strict=True))
                 record.update(step=self.step, split="train", lr=self.scheduler.get_last_lr()[0],
-                              grad_norm=float(grad_norm), tokens_per_s=tokens * self.accelerator.num_processes / elapsed)
+                              grad_norm=float(grad_norm), tokens_per_s=tokens * acc.num_processes / elapsed)
+                if acc.scaler is not None:
+                    record["loss_scale"] = acc.scaler.get_scale()
                 self._log(record)
                 bar.set_postfix(loss=f"{record['loss']:.3f}")
                 running, n_running, tokens, t0 = {}, 0, 0, time.perf_counter()
@@ -350,9 +608,24 @@ class Trainer:
                 last_eval = self._evaluate()
             if (c.save_every and self.step % c.save_every == 0) or self.step == c.max_steps:
                 self.save_checkpoint()
-            if stop_after is not None and self.step >= stop_after:
-                self.save_checkpoint()
+            stop = self._stop_requested()
+            if stop or (stop_after is not None and self.step >= stop_after):
+                if self.saved_step != self.step:
+                    self.save_checkpoint()
                 bar.close()
+                if stop:
+                    return self._stopped_by_signal()
                 return last_eval
         bar.close()
-        return self._evaluate() or last_eval
+        return self._evaluate(log=not finished_before) or last_eval
+
+    def _stopped_by_signal(self) -> dict[str, float]:
+        signum = self._stop_signal or signal.SIGTERM
+        name = signal.Signals(signum).name
+        message = (f"{name} received: stopped after step {self.step} with a checkpoint in {self.output_dir}; run the "
+                   f"same command again to resume.")
+        if self.is_main:
+            print(message, flush=True)
+        if signum == signal.SIGINT:
+            raise KeyboardInterrupt(message)
+        raise SystemExit(128 + signum)
