@@ -88,7 +88,7 @@ def write_checkpoint(state: dict[str, Any], path: str | Path) -> None:
         if e.errno in (errno.ENOSPC, errno.EDQUOT):
             mb = state_nbytes(state) / 2**20
             raise NoSpaceError(
-                errno.ENOSPC, f"no space left on device: the checkpoint needs about {mb:.0f} MB in "
+                errno.ENOSPC, f"no space left on device: the checkpoint needs about {mb:.1f} MB in "
                 f"{path.parent} (the previous checkpoint is intact); free some space and run the same command "
                 f"again") from None
         raise

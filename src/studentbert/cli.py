@@ -1,49 +1,90 @@
 """Command line: ``python -m studentbert {pretrain,distill,finetune,compare,ablation} --profile tiny|full ...``.
 
 Every command writes checkpoints as it goes and resumes from the last one when it is run again with
-the same ``--output-dir``. Under ``torchrun`` or ``accelerate launch`` the training runs on every
-process with DDP.
+the same ``--output-dir`` (``--restart`` starts over, ``--no-resume`` refuses an existing checkpoint). Under
+``torchrun`` or ``accelerate launch`` the training runs on every process with DDP.
+
+A user error (a missing directory, a bad setting, a corrupt checkpoint, a changed setting on resume, a
+locked or unwritable output directory, a full disk) prints one line, ``error: ...``, on stderr and exits
+with status 2 (``--debug`` shows the traceback instead); a run that diverges (a non-finite loss) exits
+with 1; SIGTERM and Ctrl-C save the current step and exit with 143 and 130.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import errno
 import json
+import os
+import sys
 from pathlib import Path
 
 from .profiles import Profile, get_profile
 
+EXAMPLES = """examples:
+  python -m studentbert pretrain --profile tiny --output-dir runs/teacher
+  python -m studentbert distill --profile tiny --teacher runs/teacher/model --output-dir runs/student
+  python -m studentbert distill --teacher runs/teacher/model --output-dir runs/student \\
+      --learning-rate 5e-4 --override-on-resume learning_rate      # resume with a lower learning rate
+exit status: 0 done, 1 the run diverged, 2 a user error (one line on stderr; --debug for the traceback)"""
 
-def _train_overrides(parser: argparse.ArgumentParser) -> None:
-    g = parser.add_argument_group("training overrides (default: the profile's)")
+
+def _train_overrides(parser: argparse.ArgumentParser, ours: bool = True) -> None:
+    """The profile's TrainConfig, overridable; ``ours``: the options of studentbert's own training loop."""
+    g = parser.add_argument_group("training overrides (default None: the profile's)")
     g.add_argument("--max-steps", type=int)
-    g.add_argument("--batch-size", type=int, help="global batch size, all processes together")
+    g.add_argument("--batch-size", type=int, help="global batch size: all processes and micro-batches together")
     g.add_argument("--learning-rate", type=float)
     g.add_argument("--seed", type=int)
-    g.add_argument("--mixed-precision", choices=["auto", "bf16", "no"])
+    g.add_argument("--save-every", type=int, help="steps between checkpoints (0: only at the end)")
+    g.add_argument("--mixed-precision", choices=["auto", "bf16", "fp16", "no"] if ours else ["auto", "bf16", "no"],
+                   help="auto: bf16 on a GPU, none on a CPU" + ("; fp16 (loss scaling) needs a CUDA GPU" if ours else ""))
     g.add_argument("--compile", action="store_true", default=None, help="torch.compile the model")
-    g.add_argument("--no-resume", action="store_true", help="refuse to continue an existing checkpoint")
+    if ours:
+        g.add_argument("--gradient-accumulation-steps", type=int,
+                       help="micro-batches per optimizer step (the batch size stays the global one)")
+    r = parser.add_argument_group("resuming")
+    how = r.add_mutually_exclusive_group()
+    how.add_argument("--no-resume", action="store_true", help="refuse to continue an existing checkpoint")
+    if ours:
+        how.add_argument("--restart", action="store_true",
+                         help="start over: move checkpoint.pt and metrics.jsonl aside to *.old")
+        r.add_argument("--override-on-resume", nargs="+", default=[], choices=["learning_rate", "max_steps"],
+                       metavar="KEY", help="let this resume change these settings (learning_rate, max_steps: "
+                                           "extend only); recorded in the checkpoint's history and metrics.jsonl")
 
 
 def _with_overrides(profile: Profile, section: str, args: argparse.Namespace) -> Profile:
-    changes = {k: getattr(args, k) for k in ("max_steps", "batch_size", "learning_rate", "seed",
-                                               "mixed_precision", "compile") if getattr(args, k) is not None}
+    changes = {k: getattr(args, k, None) for k in ("max_steps", "batch_size", "learning_rate", "seed", "save_every",
+                                                     "mixed_precision", "compile", "gradient_accumulation_steps")}
+    changes = {k: v for k, v in changes.items() if v is not None}
     return profile.replace(**{section: dataclasses.replace(getattr(profile, section), **changes)})
 
 
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """Defaults in the help of every option; the examples kept as written."""
+
+
+def _sub(sub, name: str, help: str) -> argparse.ArgumentParser:
+    p = sub.add_parser(name, help=help, description=help, epilog=EXAMPLES, formatter_class=_HelpFormatter)
+    p.add_argument("--profile", choices=["tiny", "full"], default="tiny")
+    p.add_argument("--debug", action="store_true", help="show the traceback of an error")
+    return p
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m studentbert", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m studentbert", description=__doc__.splitlines()[0],
+                                     epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("pretrain", help="pretrain a BERT teacher with MLM + NSP")
-    p.add_argument("--profile", choices=["tiny", "full"], default="tiny")
+    p = _sub(sub, "pretrain", "pretrain a BERT teacher with MLM + NSP")
     p.add_argument("--output-dir", type=Path, default=Path("runs/teacher"))
     _train_overrides(p)
 
-    d = sub.add_parser("distill", help="distil a teacher into a DistilBERT student (triple loss)")
-    d.add_argument("--profile", choices=["tiny", "full"], default="tiny")
-    d.add_argument("--teacher", type=Path, required=True, help="Hugging Face directory of a BertForPreTraining")
+    d = _sub(sub, "distill", "distil a teacher into a DistilBERT student (triple loss)")
+    d.add_argument("--teacher", type=str, required=True,
+                   help="a Hugging Face directory of a BertForPreTraining, or a hub id such as bert-base-uncased")
     d.add_argument("--output-dir", type=Path, default=Path("runs/student"))
     d.add_argument("--student-layers", type=int)
     d.add_argument("--alpha-ce", type=float, default=5.0)
@@ -59,24 +100,21 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _downstream_parsers(sub) -> None:
     """The subcommands of :mod:`studentbert.downstream`: finetune, compare, ablation."""
-    f = sub.add_parser("finetune", help="fine-tune a teacher or student on the profile's task (optionally with "
-                                        "task-specific distillation from a fine-tuned teacher)")
-    f.add_argument("--profile", choices=["tiny", "full"], default="tiny")
+    f = _sub(sub, "finetune", "fine-tune a teacher or student on the profile's task (optionally with "
+                              "task-specific distillation from a fine-tuned teacher)")
     f.add_argument("--model", type=Path, required=True, help="Hugging Face directory of a BERT or DistilBERT")
     f.add_argument("--output-dir", type=Path, default=Path("runs/finetune"))
     f.add_argument("--teacher", type=Path, help="fine-tuned teacher classifier: task-specific distillation")
     f.add_argument("--alpha", type=float, default=0.5, help="weight of the hard loss (task distillation)")
     f.add_argument("--temperature", type=float, default=2.0, help="temperature (task distillation)")
-    _train_overrides(f)
+    _train_overrides(f, ours=False)
 
-    c = sub.add_parser("compare", help="teacher vs distilled student vs student without distillation")
-    c.add_argument("--profile", choices=["tiny", "full"], default="tiny")
+    c = _sub(sub, "compare", "teacher vs distilled student vs student without distillation")
     c.add_argument("--teacher", type=Path, required=True, help="pretrained teacher (BertForPreTraining directory)")
     c.add_argument("--student", type=Path, required=True, help="distilled student (DistilBertForMaskedLM directory)")
     c.add_argument("--output-dir", type=Path, default=Path("runs/compare"))
 
-    a = sub.add_parser("ablation", help="DistilBERT's ablation: drop one loss term, or the teacher initialisation")
-    a.add_argument("--profile", choices=["tiny", "full"], default="tiny")
+    a = _sub(sub, "ablation", "DistilBERT's ablation: drop one loss term, or the teacher initialisation")
     a.add_argument("--teacher", type=Path, required=True, help="pretrained teacher (BertForPreTraining directory)")
     a.add_argument("--output-dir", type=Path, default=Path("runs/ablation"))
     a.add_argument("--steps", type=int, help="distillation steps per row (default: the profile's)")
@@ -87,8 +125,8 @@ def _run_downstream(args: argparse.Namespace, profile: Profile) -> int:
 
     if args.command == "finetune":
         if args.no_resume and any(args.output_dir.glob("checkpoint-*")):
-            raise SystemExit(f"{args.output_dir} holds a checkpoint and --no-resume was given: choose another "
-                             f"--output-dir.")
+            raise FileExistsError(f"{args.output_dir} holds a checkpoint and --no-resume was given: choose another "
+                                  f"--output-dir.")
         profile = _with_overrides(profile, "finetune", args)
         train, test = downstream.task_datasets(profile)
         out = downstream.finetune(args.model, train, test, args.output_dir, profile.finetune,
@@ -103,27 +141,74 @@ def _run_downstream(args: argparse.Namespace, profile: Profile) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def check_output_dir(path: Path) -> None:
+    """Refuse at startup an output directory that is a file, cannot be written, or is locked by another run."""
+    from .checkpoint import LOCK, OutputDirLock
+
+    if path.exists() and not path.is_dir():
+        raise NotADirectoryError(f"--output-dir {path} is a file, not a directory: choose another --output-dir")
+    existing = next(p for p in (path, *path.absolute().parents) if p.exists())
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        raise PermissionError(f"--output-dir {path}: {existing} is not a writable directory")
+    if (path / LOCK).exists():
+        OutputDirLock(path).acquire().release()  # raises OutputDirLockedError naming the owner
+
+
+def _run(args: argparse.Namespace) -> int:
+    from .hf import model_source
+    from .training import allow_resume_changes
+
     profile = get_profile(args.profile)
+    if hasattr(args, "output_dir"):
+        check_output_dir(args.output_dir)
     if args.command in ("finetune", "compare", "ablation"):
         return _run_downstream(args, profile)
-    if args.command == "pretrain":
-        from .pretrain import pretrain
+    resume = "restart" if args.restart else not args.no_resume
+    with allow_resume_changes(args.override_on_resume):
+        if args.command == "pretrain":
+            from .pretrain import pretrain
 
-        out = pretrain(_with_overrides(profile, "pretrain", args), args.output_dir, resume=not args.no_resume)
-    elif args.command == "distill":
-        from .distill import distill
-        from .losses import DistillationLossWeights
+            out = pretrain(_with_overrides(profile, "pretrain", args), args.output_dir, resume=resume)
+        else:
+            from .distill import distill
+            from .losses import DistillationLossWeights
 
-        profile = _with_overrides(profile, "distill", args)
-        if args.student_layers is not None:
-            profile = profile.replace(student_layers=args.student_layers)
-        weights = DistillationLossWeights(args.alpha_ce, args.alpha_mlm, args.alpha_cos, args.temperature)
-        out = distill(profile, args.teacher, args.output_dir, weights, init=args.init,
-                      restrict_ce_to_mask=args.restrict_ce_to_mask, resume=not args.no_resume)
+            teacher = model_source(args.teacher)  # a missing directory is refused before anything runs
+            profile = _with_overrides(profile, "distill", args)
+            if args.student_layers is not None:
+                profile = profile.replace(student_layers=args.student_layers)
+            weights = DistillationLossWeights(args.alpha_ce, args.alpha_mlm, args.alpha_cos, args.temperature)
+            out = distill(profile, teacher, args.output_dir, weights, init=args.init,
+                          restrict_ce_to_mask=args.restrict_ce_to_mask, resume=resume)
     results = out.parent / "results.json"
     if results.is_file():
         print(json.dumps(json.loads(results.read_text()), indent=2))
     print(f"saved: {out}")
     return 0
+
+
+def _is_user_error(e: BaseException) -> bool:
+    from .checkpoint import CheckpointError
+
+    if isinstance(e, (ValueError, CheckpointError, FileNotFoundError, FileExistsError, NotADirectoryError,
+                      IsADirectoryError, PermissionError)):
+        return True  # ConfigError, CheckpointMismatchError, IncompatibleModelsError, TokenizerError are ValueErrors
+    return isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one command; returns the exit status (0 done, 1 diverged, 2 user error, 130 Ctrl-C)."""
+    args = build_parser().parse_args(argv)
+    try:
+        return _run(args)
+    except KeyboardInterrupt as e:  # the Trainer saved the step first (its message says so)
+        if args.debug:
+            raise
+        print(f"interrupted: {e}" if str(e) else "interrupted", file=sys.stderr)
+        return 130
+    except Exception as e:
+        if args.debug or not (_is_user_error(e) or isinstance(e, FloatingPointError)):
+            raise
+        message = e.strerror if isinstance(e, OSError) and e.strerror and e.errno == errno.ENOSPC else str(e)
+        print(f"error: {' '.join(message.split()) or type(e).__name__}", file=sys.stderr)
+        return 1 if isinstance(e, FloatingPointError) else 2

@@ -11,9 +11,11 @@ only at the masked positions (``mlm_positions``): the other 85% of positions car
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from collections import Counter
+from collections.abc import Iterable
 from pathlib import Path
 
 import torch
@@ -101,12 +103,14 @@ def topic_rule_baseline(heldout_examples, tokenizer) -> float:
     return hits / len(heldout_examples)
 
 
-def pretrain(profile: Profile, output_dir: str | Path, resume: bool = True, stop_after: int | None = None) -> Path:
+def pretrain(profile: Profile, output_dir: str | Path, resume: bool | str = True, stop_after: int | None = None,
+             allow_changes: Iterable[str] | None = None) -> Path:
     """Pretrain a teacher on ``profile``'s corpus; returns the Hugging Face directory of the result.
 
     Writes into ``output_dir``: ``checkpoint.pt`` (as it goes; a rerun resumes from it), ``metrics.jsonl``,
     ``results.json`` (final held-out metrics, baselines, time) and ``model/`` (``AutoModelForPreTraining``
-    loads it; the tokenizer is saved beside the weights).
+    loads it; the tokenizer is saved beside the weights). ``resume`` and ``allow_changes`` are those of
+    :meth:`studentbert.training.Trainer.train`: a resume with another data or model setting is refused.
     """
     from .pipeline import corpus, tokenizer_for
 
@@ -124,8 +128,9 @@ def pretrain(profile: Profile, output_dir: str | Path, resume: bool = True, stop
     collate = MLMCollator(tokenizer, seed=profile.pretrain.seed)
     trainer = Trainer(model, pretraining_loss, train, collate, profile.pretrain, output_dir,
                       evaluate=lambda m: evaluate_pretraining(m, heldout, tokenizer),
-                      description=f"pretraining ({profile.name})")
-    final = trainer.train(resume=resume, stop_after=stop_after)
+                      description=f"pretraining ({profile.name})",
+                      settings={"data": dataclasses.asdict(d), "model": config.to_dict()})
+    final = trainer.train(resume=resume, stop_after=stop_after, allow_changes=allow_changes)
     if trainer.step < profile.pretrain.max_steps:
         return output_dir  # interrupted on purpose; a rerun resumes
     if trainer.is_main:
@@ -134,7 +139,7 @@ def pretrain(profile: Profile, output_dir: str | Path, resume: bool = True, stop
             "unigram_mlm_accuracy": unigram_baseline(train, heldout, tokenizer),
             "chance_nsp_accuracy": 0.5,
             "train_pairs": len(train), "heldout_pairs": len(heldout),
-            "steps": trainer.step, "seconds": time.perf_counter() - t0,
+            "steps": trainer.step, "history": trainer.history, "seconds": time.perf_counter() - t0,
             "device": str(trainer.accelerator.device), "profile": profile.name,
         }
         save_pretrained(model, output_dir / "model", tokenizer)

@@ -359,12 +359,12 @@ class Trainer:
         allowed = {k: list(v) for k, v in diffs.items() if k in allow}
         refused = {k: v for k, v in diffs.items() if k not in allow}
         if "max_steps" in allowed and self.config.max_steps <= state["step"]:
-            refused["max_steps"] = diffs.pop("max_steps")
+            raise SettingsChangedError(f"max_steps={self.config.max_steps} is not beyond the step of the checkpoint "
+                                       f"in {self.output_dir} ({state['step']}): extend max_steps or --restart.")
         if refused:
             listing = "; ".join(f"{k}: {o!r} -> {n!r}" for k, (o, n) in refused.items())
             hint = (f"; to change {', '.join(sorted(refused.keys() & OVERRIDABLE))} on purpose pass --override-on-"
-                    f"resume {' '.join(sorted(refused.keys() & OVERRIDABLE))} (max_steps only beyond the "
-                    f"checkpoint's step {state['step']})") if refused.keys() & OVERRIDABLE else ""
+                    f"resume {' '.join(sorted(refused.keys() & OVERRIDABLE))}") if refused.keys() & OVERRIDABLE else ""
             raise SettingsChangedError(
                 f"The checkpoint in {self.output_dir} was written with other settings: {listing}. Resume with the "
                 f"same settings, start over with --restart, or use another --output-dir{hint}.")
