@@ -133,7 +133,12 @@ def distill(
     collate = MLMCollator(tokenizer, seed=profile.distill.seed, return_token_type_ids=False)
     trainer = Trainer(student, step, train, collate, profile.distill, output_dir,
                       evaluate=lambda m: evaluate_mlm(m, heldout, tokenizer),
-                      description=f"distillation ({profile.name})")
+                      description=f"distillation ({profile.name})",
+                      settings={  # everything besides profile.distill that changes the result: a resume compares it
+                          "teacher": str(Path(teacher_dir).resolve()) if Path(teacher_dir).is_dir() else str(teacher_dir),
+                          "teacher_config": teacher.config.to_dict(), "student_config": student.config.to_dict(),
+                          "student_layers": profile.student_layers, "weights": dict(weights.__dict__),
+                          "init": init, "restrict_ce_to_mask": restrict_ce_to_mask, "data": dict(vars(d))})
     step.teacher.to(trainer.accelerator.device)
     t0 = time.perf_counter()
     final = trainer.train(resume=resume, stop_after=stop_after)
@@ -144,7 +149,7 @@ def distill(
             **{f"heldout_student_{k}": v for k, v in final.items()},
             **{f"heldout_teacher_{k}": v for k, v in evaluate_mlm(teacher, heldout, tokenizer).items()},
             "weights": weights.__dict__, "init": init, "restrict_ce_to_mask": restrict_ce_to_mask,
-            "student_layers": profile.student_layers, "steps": trainer.step,
+            "student_layers": profile.student_layers, "steps": trainer.step, "history": trainer.history,
             "seconds": time.perf_counter() - t0, "device": str(trainer.accelerator.device),
         }
         save_pretrained(student, output_dir / "model", tokenizer)
