@@ -22,31 +22,57 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .bert import BertForPreTraining
+from .bert import BertForMaskedLM, BertForPreTraining, BertModel
 from .config import DistilBertConfig
 from .data import MLMCollator
 from .data.segments import build_segment_examples
 from .distilbert import DistilBertForMaskedLM
-from .hf import load_pretrained, save_pretrained
+from .hf import load_pretrained, model_source, save_pretrained
 from .losses import DistillationLoss, DistillationLossWeights
 from .pretrain import evaluate_mlm
 from .profiles import Profile
 from .student_init import check_compatible, init_student_from_teacher
 from .training import Trainer
 
+Teacher = BertForPreTraining | BertForMaskedLM | BertModel
 
-def load_teacher(directory: str | Path) -> BertForPreTraining:
-    """Load a teacher saved in Hugging Face format, refusing anything that is not a BERT with an MLM head."""
+
+def load_teacher(directory: str | Path, need_mlm_head: bool = True) -> Teacher:
+    """Load a BERT teacher from a directory or hub id, as the hub ships it.
+
+    * ``BertForPreTraining`` (``studentbert pretrain``'s output) and ``BertForMaskedLM`` (``bert-base-uncased``,
+      ``run_mlm.py``'s output) are loaded with their MLM head; the NSP head, if any, is not needed.
+    * A bare ``BertModel`` (an encoder with no MLM head, such as a sentence-embedding model) has no MLM logits,
+      so it can only teach through the hidden states: with ``need_mlm_head`` (the soft-target loss ``L_ce`` is
+      on) it is refused with a message that says what to pass instead; without, it is returned and the
+      distillation runs ``L_mlm + L_cos``.
+    """
     model = load_pretrained(directory)
-    if not isinstance(model, BertForPreTraining):
-        raise ValueError(
-            f"{directory} holds a {type(model).__name__}, not a BERT with pretraining heads: distillation needs the "
-            f"teacher's MLM logits. Pass a directory written by `studentbert pretrain` or a BertForPreTraining "
-            f"checkpoint such as bert-base-uncased.")
-    return model
+    if isinstance(model, BertForPreTraining | BertForMaskedLM):
+        return model
+    if isinstance(model, BertModel):
+        if need_mlm_head:
+            raise ValueError(
+                f"{directory} holds a BertModel without an MLM head, so it has no soft targets for L_ce: pass "
+                f"--alpha-ce 0 to distil with L_mlm + L_cos only, or a BertForMaskedLM or BertForPreTraining "
+                f"checkpoint.")
+        return model
+    raise ValueError(
+        f"{directory} holds a {type(model).__name__}, not a BERT teacher: pass a BertForPreTraining (written by "
+        f"`studentbert pretrain`), a BertForMaskedLM such as bert-base-uncased, or a BertModel with --alpha-ce 0.")
 
 
-def make_student(teacher: BertForPreTraining, num_layers: int, init: str = "teacher",
+def teacher_forward(teacher: Teacher, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                    mlm_positions: torch.Tensor | None) -> tuple[torch.Tensor | None, torch.Tensor]:
+    """``(MLM logits (M, V) at mlm_positions, or None without an MLM head; last hidden states (B, L, H))``."""
+    if isinstance(teacher, BertModel):
+        out, _ = teacher(input_ids, attention_mask)
+        return None, out.last_hidden_state
+    out = teacher(input_ids, attention_mask, mlm_positions=mlm_positions)
+    return out.mlm_logits, out.encoder.last_hidden_state
+
+
+def make_student(teacher: Teacher, num_layers: int, init: str = "teacher",
                  layers: list[int] | None = None, seed: int = 0) -> DistilBertForMaskedLM:
     """A DistilBERT student of ``num_layers`` with the teacher's width; ``init="teacher"`` copies teacher layers
     (:func:`init_student_from_teacher`), ``init="random"`` keeps BERT's random initialisation."""
@@ -62,10 +88,13 @@ def make_student(teacher: BertForPreTraining, num_layers: int, init: str = "teac
 class DistillationStep:
     """The loss function of one distillation step: ``(student, batch) -> (loss, terms)``.
 
-    Keeps the frozen teacher and the :class:`~studentbert.losses.DistillationLoss`.
+    Keeps the frozen teacher and the :class:`~studentbert.losses.DistillationLoss`. A teacher without an MLM
+    head (a bare ``BertModel``) serves only a loss whose soft-target weight ``alpha_ce`` is 0.
     """
 
-    def __init__(self, teacher: BertForPreTraining, loss: DistillationLoss, restrict_ce_to_mask: bool = False) -> None:
+    def __init__(self, teacher: Teacher, loss: DistillationLoss, restrict_ce_to_mask: bool = False) -> None:
+        if isinstance(teacher, BertModel) and loss.weights.alpha_ce > 0:
+            raise ValueError("A teacher without an MLM head (a bare BertModel) has no soft targets: set alpha_ce=0.")
         self.teacher = teacher.eval().requires_grad_(False)
         self.loss = loss
         self.restrict_ce_to_mask = restrict_ce_to_mask
@@ -79,11 +108,12 @@ class DistillationStep:
         t_logits = t_hidden = None
         if w.alpha_ce > 0 or w.alpha_cos > 0:  # an MLM-only run (the no-teacher baseline) skips the teacher
             with torch.inference_mode():
-                t = self.teacher(batch["input_ids"], mask, mlm_positions=rows if w.alpha_ce > 0 else masked)
+                t_logits, t_hidden = teacher_forward(self.teacher, batch["input_ids"], mask,
+                                                     rows if w.alpha_ce > 0 else masked)
                 # Inference tensors (no copy needed): the loss only reads them, and what it saves for backward
                 # is computed from them outside inference mode.
-                t_logits = t.mlm_logits if w.alpha_ce > 0 else None  # (M, V)
-                t_hidden = t.encoder.last_hidden_state if w.alpha_cos > 0 else None  # (B, L, H)
+                t_logits = t_logits if w.alpha_ce > 0 else None  # (M, V)
+                t_hidden = t_hidden if w.alpha_cos > 0 else None  # (B, L, H)
         s = student(batch["input_ids"], mask, mlm_positions=rows if need_logits else masked)
         out = self.loss(
             student_logits=s.mlm_logits.float() if need_logits else None,
@@ -117,7 +147,8 @@ def distill(
 
     output_dir = Path(output_dir)
     weights = weights or DistillationLossWeights()
-    teacher = load_teacher(teacher_dir)
+    teacher_dir = model_source(teacher_dir)  # a directory or a hub id; a missing directory is refused here
+    teacher = load_teacher(teacher_dir, need_mlm_head=weights.alpha_ce > 0)
     tokenizer = AutoTokenizer.from_pretrained(teacher_dir)
     if len(tokenizer) != teacher.config.vocab_size:
         raise ValueError(
@@ -147,7 +178,9 @@ def distill(
     if trainer.is_main:
         results = {
             **{f"heldout_student_{k}": v for k, v in final.items()},
-            **{f"heldout_teacher_{k}": v for k, v in evaluate_mlm(teacher, heldout, tokenizer).items()},
+            **({f"heldout_teacher_{k}": v for k, v in evaluate_mlm(teacher, heldout, tokenizer).items()}
+               if not isinstance(teacher, BertModel) else {}),  # a bare encoder has no MLM head to evaluate
+            "teacher": str(teacher_dir), "teacher_class": type(teacher).__name__,
             "weights": weights.__dict__, "init": init, "restrict_ce_to_mask": restrict_ce_to_mask,
             "student_layers": profile.student_layers, "steps": trainer.step, "history": trainer.history,
             "seconds": time.perf_counter() - t0, "device": str(trainer.accelerator.device),

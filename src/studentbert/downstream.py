@@ -860,6 +860,7 @@ def ablation(
     steps: int | None = None,
     rows: Sequence[str] | None = None,
     on_task: bool = True,
+    reference_student: str | Path | None = None,
 ) -> list[dict[str, Any]]:
     """The DistilBERT ablation (Sanh et al., 2019, Table 4) on the profile's task.
 
@@ -869,6 +870,8 @@ def ablation(
     as the paper evaluates on GLUE, into ``output_dir/<slug>/finetune``. Finished runs are reused.
     With ``on_task=False`` the rows stop after distillation: what is compared is then the student's held-out
     masked-LM accuracy, which distillation optimises directly and which no fine-tuning noise blurs.
+    ``reference_student``: a student already distilled with the full recipe for ``profile.distill.max_steps``
+    steps (chapter 6's): when ``steps`` is that many, it is the ``triple-loss`` row, not distilled again.
 
     Returns (and writes to ``output_dir/ablation.json``) one dict a row: ``name``, ``description``,
     ``weights``, ``init``, ``steps``, ``accuracy`` (None without ``on_task``), ``delta_vs_triple_loss``
@@ -899,10 +902,16 @@ def ablation(
     for slug in selected:
         description, changes, init = known[slug]
         weights = dataclasses.replace(DistillationLossWeights(), **changes)
-        student = _run_distill(short, teacher_dir, output_dir / slug / "distill", weights, init)
+        reuse = slug == "triple-loss" and reference_student is not None and steps == profile.distill.max_steps
+        if reuse:
+            student = Path(reference_student)
+            (output_dir / slug).mkdir(parents=True, exist_ok=True)
+            shutil.copy(student.parent / RESULTS, output_dir / slug / "distill-results.json")
+        else:
+            student = _run_distill(short, teacher_dir, output_dir / slug / "distill", weights, init)
         ft = (finetune(student, train, test, output_dir / slug / "finetune", profile.finetune,
                        profile.task.max_length) if on_task else {})
-        distilled = _read_json(output_dir / slug / "distill" / RESULTS)
+        distilled = _read_json(output_dir / slug / ("distill-results.json" if reuse else f"distill/{RESULTS}"))
         results.append({
             "name": slug, "description": description, "weights": dataclasses.asdict(weights), "init": init,
             "steps": steps, "accuracy": ft.get("accuracy"),

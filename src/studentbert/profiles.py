@@ -111,7 +111,7 @@ def smoke_profile(profile: Profile) -> Profile:
         return dataclasses.replace(config, max_steps=3, batch_size=4, eval_every=0, save_every=3, log_every=1)
 
     return profile.replace(
-        data=dataclasses.replace(profile.data, num_documents=120, heldout_documents=12),
+        data=dataclasses.replace(profile.data, num_documents=200, heldout_documents=24),
         pretrain=few(profile.pretrain), distill=few(profile.distill), finetune=few(profile.finetune),
         task=dataclasses.replace(profile.task, num_train=64, num_test=32), smoke=True,
     )

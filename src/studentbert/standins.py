@@ -21,6 +21,7 @@ overrides=...)``): the same mechanism serves a reader with local copies of the r
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from pathlib import Path
@@ -55,7 +56,9 @@ def _finish(directory: Path) -> Path:
 
 
 def bert_base_mlm(directory: str | Path, seed: int = 0) -> Path:
-    """A ``BertForMaskedLM`` of BERT-base shape with random weights and the bert-base-uncased tokenizer."""
+    """bert-base-uncased's layout with random weights: a config naming ``BertForMaskedLM``, and a weights file
+    that also holds the pooler and the NSP head (the hub's file was converted from the original
+    ``BertForPreTraining`` checkpoint), with the bert-base-uncased tokenizer."""
     import torch
     import transformers
 
@@ -64,7 +67,9 @@ def bert_base_mlm(directory: str | Path, seed: int = 0) -> Path:
         return directory
     directory.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(seed)
-    transformers.BertForMaskedLM(transformers.BertConfig(vocab_size=30522)).save_pretrained(directory)
+    transformers.BertForPreTraining(transformers.BertConfig(vocab_size=30522)).save_pretrained(directory)
+    config = json.loads((directory / "config.json").read_text())
+    (directory / "config.json").write_text(json.dumps({**config, "architectures": ["BertForMaskedLM"]}, indent=2))
     _copy_tokenizer(directory)
     return _finish(directory)
 
