@@ -193,7 +193,7 @@ def test_bench_inference_smoke(tmp_path):
 REQUIRED = {  # file: required (False: optional, checked when present)
     "models_cpu.json": True, "models_cpu_base.json": False, "inference_cpu.json": True,
     "distill_cpu_tiny.json": True, "inference_cuda.json": False, "distill_cuda_full.json": False,
-    "mfu_cuda_full.json": False,
+    "mfu_cuda_full.json": False, "distill300_cuda_full.json": False,
 }
 
 
@@ -206,8 +206,9 @@ def test_results_the_chapter_reads(name):
     r = json.loads(path.read_text())
     hw = r["hardware"]
     assert {"cpu", "threads", "torch", "gpu"} <= set(hw)
-    assert r["command"].startswith("python benchmarks/bench_")
+    assert r["command"].startswith(("python benchmarks/bench_", "python benchmarks/gpu_check.py"))
     assert {"target", "direction"} <= set(r["goal"]) and isinstance(r["passed"], bool)
+    assert not r.get("smoke") and not r.get("gpu_check", {}).get("smoke"), "smoke results are not measurements"
     if name.startswith("models"):
         assert all(row["passed"] == (row["ratio"] <= r["goal"]["target"]) for row in r["results"])
         assert r["passed"] == all(row["passed"] for row in r["results"])
@@ -215,6 +216,10 @@ def test_results_the_chapter_reads(name):
         enc = [row for row in r["results"] if row["variant"] == "encoder"]
         assert enc and r["passed"] == all(row["speedup"] >= r["goal"]["target"] for row in enc)
         assert {"parameters", "forward_flops_per_sequence"} <= set(next(iter(r["sizes"].values())))
+    elif name.startswith("distill300"):  # gpu_check.py's 300-step distillation at full shape
+        assert hw["gpu"] and r["teacher_is_random"] and r["steps"] == 300 and r["all_losses_finite"]
+        assert len(r["loss_curve"]) == r["steps"] // r["train_config"]["log_every"]
+        assert r["passed"] == (r["loss_ratio"] < r["goal"]["target"]) and r["tokens_per_s_median"] > 0
     elif name.startswith("distill"):
         assert r["equivalence"]["agree"]
         assert r["passed"] == (r["speedup"] > r["goal"]["target"])
