@@ -6,7 +6,9 @@
   each chapter and the numbers it measured, and builds the website from the executed notebooks;
 * the built site opens in headless Chromium: every chapter page has its title, at least one figure (opaque, so
   that it reads on the dark theme too) and no error output;
-* ``--profile full --dry-run`` checks, without a GPU, that every chapter accepts the full-size parameters.
+* ``--profile full --smoke`` executes every cell of every chapter with the full profile's shapes (BERT-base
+  teacher, 6-layer student, the bert-base-uncased vocabulary, 128 tokens, SST-2's schema) and a handful of
+  steps, offline, on local stand-ins of the hub's models and datasets (about 8 minutes on 2 cores).
 """
 
 from __future__ import annotations
@@ -67,6 +69,9 @@ def test_notebooks_are_committed_clean_and_parametrised():
         assert len(params) == 1 and 'profile = "tiny"' in "".join(params[0]["source"]), (
             f"{path.name} needs one cell tagged 'parameters' that sets profile = \"tiny\""
         )
+        assert "smoke = False" in "".join(params[0]["source"]) and "overrides = {}" in "".join(params[0]["source"]), (
+            f"{path.name}: the parameters cell also sets smoke = False and overrides = {{}} (run_book.py --smoke)"
+        )
         assert any("setup" in c.get("metadata", {}).get("tags", []) for c in code), (
             f"{path.name}: tag the imports cell 'setup' (run_book.py --dry-run executes it)"
         )
@@ -76,7 +81,7 @@ def test_notebooks_are_committed_clean_and_parametrised():
         )
         colab = "".join(code[1]["source"])
         pip_args = re.findall(r'"([^"]+)"', colab)
-        assert '"google.colab" in sys.modules' in colab and any(a.startswith("studentbert @ git+") for a in pip_args) \
+        assert '"google.colab" in sys.modules' in colab and any(a.startswith("studentbert[") for a in pip_args) \
             and not any(a.startswith("torch") for a in pip_args), (
             f"{path.name}: the second code cell installs the package on Colab, without pinning torch"
         )
@@ -145,12 +150,30 @@ def test_site_renders_in_chromium(tiny_book: dict, tmp_path: Path):
                 assert pixels[..., 3].min() == 1.0, f"{src} on {page.name} has a transparent background"
 
 
-def test_every_chapter_accepts_the_full_profile(tmp_path: Path):
-    results = _run_book("--profile", "full", "--dry-run", out=tmp_path / "dry", home=tmp_path / "home")
-    assert results["_returncode"] == 0, results["_log"]
-    assert [c["chapter"] for c in results["chapters"]] == [p.stem for p in NOTEBOOKS]
-    assert all(c["status"] == "ok" for c in results["chapters"]), results["chapters"]
-    models = results["models"]
+@pytest.fixture(scope="session")
+def smoke_book(tmp_path_factory) -> dict:
+    """Every chapter with profile="full" and smoke=True, on local stand-ins (about 8 minutes on 2 cores)."""
+    out = tmp_path_factory.mktemp("run-smoke")
+    results = _run_book("--profile", "full", "--smoke", out=out, home=tmp_path_factory.mktemp("smoke_home"))
+    results["_out"] = out
+    return results
+
+
+def test_full_profile_at_smoke_scale_runs_every_cell_of_every_chapter(smoke_book: dict):
+    assert smoke_book["_returncode"] == 0, smoke_book["_log"]
+    assert smoke_book["profile"] == "full" and smoke_book["smoke"] is True and not smoke_book["failed"]
+    assert [c["chapter"] for c in smoke_book["chapters"]] == [p.stem for p in NOTEBOOKS]
+    assert smoke_book["total_seconds"] > 0  # recorded, not judged
+    models = smoke_book["models"]  # the full shapes: BERT-base with its heads, the 6-layer student with its MLM head
     assert models["teacher_layers"] == 12 and models["student_layers"] == 6 and models["hidden_size"] == 768
-    # BERT-base with its pretraining heads, and the 6-layer student with its MLM head
+    assert models["vocab_size"] == 30522 and models["max_length"] == 128
     assert 109e6 < models["teacher_parameters"] < 111e6 and 66e6 < models["student_parameters"] < 68e6
+    standins = smoke_book["overrides"]
+    assert Path(standins["teacher_checkpoint"]).name == "bert-base-uncased" and Path(standins["task.name"]).name == "sst2"
+    for path in NOTEBOOKS:
+        executed = json.loads((smoke_book["_out"] / "notebooks" / path.name).read_text())
+        assert executed["metadata"]["papermill"]["parameters"]["profile"] == "full"
+        assert executed["metadata"]["papermill"]["parameters"]["smoke"] is True
+        code = [c for c in executed["cells"] if c["cell_type"] == "code"]
+        assert all(c.get("execution_count") for c in code if "".join(c["source"]).strip()), f"{path.name}: a cell did not run"
+        assert not [o for c in code for o in c.get("outputs", []) if o.get("output_type") == "error"]

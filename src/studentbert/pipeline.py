@@ -25,7 +25,7 @@ def home() -> Path:
 # command line) keeps the expensive artifacts.
 ARTIFACT_MODULES = (
     "attention.py", "bert.py", "config.py", "distill.py", "distilbert.py", "encoder.py", "hf.py", "losses.py",
-    "pipeline.py", "pretrain.py", "profiles.py", "student_init.py", "training.py",
+    "pipeline.py", "pretrain.py", "profiles.py", "student_init.py", "training.py", "gpus.py", "flops.py",
     "data/__init__.py", "data/corpus.py", "data/pretraining.py", "data/segments.py", "data/text.py",
     "data/tokenizer.py",
 )
@@ -50,6 +50,14 @@ def artifact_dir(profile: Profile, kind: str, *parts: str) -> Path:
 
 def _profile(profile: Profile | str) -> Profile:
     return get_profile(profile) if isinstance(profile, str) else profile
+
+
+def _fitted(profile: Profile) -> Profile:
+    """The profile's training runs with the precision and gradient accumulation that fit the GPU at hand
+    (:func:`studentbert.gpus.fit_to_gpu`; the global batch is unchanged). On a CPU, unchanged."""
+    from .gpus import fit_to_gpu
+
+    return fit_to_gpu(profile) if profile.name == "full" else profile
 
 
 @functools.lru_cache(maxsize=4)
@@ -100,7 +108,7 @@ def pretrained_teacher(profile: Profile | str) -> Path:
     """
     from .pretrain import pretrain
 
-    p = _profile(profile)
+    p = _fitted(_profile(profile))
     run = artifact_dir(p, "teacher", "data", "teacher", "pretrain")
     if (run / "model" / "config.json").is_file() and (run / "results.json").is_file():
         return run / "model"
@@ -115,7 +123,7 @@ def distilled_student(profile: Profile | str) -> Path:
     """
     from .distill import distill
 
-    p = _profile(profile)
+    p = _fitted(_profile(profile))
     teacher = p.teacher_checkpoint or pretrained_teacher(p)
     run = artifact_dir(p, "student", "data", "teacher", "pretrain", "student_layers", "distill")
     if (run / "model" / "config.json").is_file() and (run / "results.json").is_file():
