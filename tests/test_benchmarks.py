@@ -14,9 +14,10 @@ import pytest
 import torch
 
 import studentbert as sb
-from studentbert.distill import DistillationStep, make_student
+from studentbert.distill import DistillationStep
 from studentbert.encoder import attention_mask_for_sdpa
-from studentbert.training import fused_adamw_available, make_adamw
+from studentbert.optim import fused_adamw_available, make_adamw
+from studentbert.student_init import make_student
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"

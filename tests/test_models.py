@@ -295,7 +295,7 @@ def test_loading_a_non_bert_directory_fails_clearly(tmp_path: Path):
     transformers.GPT2Config(n_layer=1, n_embd=8, n_head=2).save_pretrained(tmp_path)
     with pytest.raises(ValueError, match="Expected a BERT or DistilBERT checkpoint.*gpt2"):
         sb.load_pretrained(tmp_path)
-    with pytest.raises(FileNotFoundError, match="no config.json"):
+    with pytest.raises(FileNotFoundError, match="No such model directory"):
         sb.load_pretrained(tmp_path / "missing")
 
 

@@ -1,4 +1,6 @@
-"""Atomic, locked, verified checkpoints: how the training loop writes and reads ``checkpoint.pt``.
+"""A run directory's files: atomic, locked, verified checkpoints, the resume check, ``metrics.jsonl``.
+
+How the training loop writes and reads ``checkpoint.pt``:
 
 * **Atomic**: the state is written to a temporary file unique to this process (``checkpoint.pt.<pid>.tmp``),
   flushed and ``fsync``-ed, renamed over ``checkpoint.pt`` with ``os.replace`` and the directory ``fsync``-ed:
@@ -11,6 +13,12 @@
   locks on the same file conflict even inside one process. The lock dies with its process.
 * **Verified**: :func:`read_checkpoint` turns a truncated or corrupt file into :class:`CorruptCheckpointError`
   (one line: the file and the way out) instead of a zip or pickle traceback.
+* **Checked on resume**: :func:`check_resume_settings` compares a checkpoint's config and settings with the
+  run's and refuses any change that changes the result, except :data:`SAFE_TO_CHANGE` and explicit overrides
+  (:data:`OVERRIDABLE`, :func:`allow_resume_changes`).
+
+The metrics of a run are one JSON record a line in ``metrics.jsonl`` (:func:`read_metrics`, :func:`truncate_metrics`);
+its final results go to ``results.json``.
 """
 
 from __future__ import annotations
@@ -18,14 +26,21 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import json
 import os
+import random
 import socket
+from collections.abc import Iterable, Iterator
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 CHECKPOINT = "checkpoint.pt"
+METRICS = "metrics.jsonl"
+RESULTS = "results.json"
 LOCK = ".lock"
 
 
@@ -47,6 +62,21 @@ class OutputDirLockedError(CheckpointError, RuntimeError):
 
 class NoSpaceError(CheckpointError, OSError):
     """The disk filled up while a checkpoint was written; the previous checkpoint is intact."""
+
+
+def rng_state() -> dict[str, Any]:
+    """The state of every random number generator a run draws from (torch, CUDA, Python, NumPy)."""
+    return {"torch": torch.get_rng_state(), "python": random.getstate(), "numpy": np.random.get_state(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    """Restore :func:`rng_state`'s generators."""
+    torch.set_rng_state(state["torch"])
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    if state["cuda"] is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
 
 
 def state_nbytes(obj: Any) -> int:
@@ -175,3 +205,107 @@ class OutputDirLock:
 
     def __exit__(self, *exc: object) -> None:
         self.release()
+
+
+# ----------------------------------------------------------------------------------------------------------
+# the resume check
+
+#: TrainConfig fields that a resumed run may change freely: they do not change the trained weights.
+SAFE_TO_CHANGE = frozenset({"eval_every", "save_every", "log_every", "report_to"})
+#: Fields that a resume may change only when asked explicitly (``allow_changes`` / ``--override-on-resume``).
+OVERRIDABLE = frozenset({"learning_rate", "max_steps"})
+RESTART_ADVICE = ("running the same command again repeats the same steps: start over with --restart "
+                  "(resume='restart'), or resume with a lower --learning-rate and --override-on-resume learning_rate")
+_ALLOWED_CHANGES: ContextVar[frozenset[str]] = ContextVar("allowed_resume_changes", default=frozenset())
+
+
+@contextlib.contextmanager
+def allow_resume_changes(keys: Iterable[str]) -> Iterator[None]:
+    """Within the block, a resume may change ``keys`` (a subset of :data:`OVERRIDABLE`).
+
+    For callers that cannot pass ``allow_changes`` through to :meth:`studentbert.training.Trainer.train` (the
+    CLI around a stage).
+    """
+    token = _ALLOWED_CHANGES.set(frozenset(keys))
+    try:
+        yield
+    finally:
+        _ALLOWED_CHANGES.reset(token)
+
+
+def allowed_resume_changes(allow_changes: Iterable[str] | None) -> frozenset[str]:
+    """``allow_changes``, or those of an enclosing :func:`allow_resume_changes`; checked against OVERRIDABLE."""
+    allow = frozenset(allow_changes) if allow_changes is not None else _ALLOWED_CHANGES.get()
+    if allow - OVERRIDABLE:
+        raise ValueError(f"Only {sorted(OVERRIDABLE)} can be overridden on resume, not {sorted(allow - OVERRIDABLE)}.")
+    return allow
+
+
+def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        out.update(_flatten(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": v})
+    return out
+
+
+def check_resume_settings(state: dict[str, Any], config: dict[str, Any], defaults: dict[str, Any],
+                          settings: dict[str, Any] | None, allow: frozenset[str], where: Path) -> dict[str, list]:
+    """Compare a checkpoint's ``config`` and ``settings`` with this run's; return the allowed changes.
+
+    ``defaults``: the config's default values (older checkpoints lack newer fields).
+
+    Raises:
+        SettingsChangedError: one message naming every refused key, ``old -> new``.
+    """
+    old = {**defaults, **state["config"]}
+    diffs = {k: (old.get(k), v) for k, v in config.items() if k not in SAFE_TO_CHANGE and old.get(k) != v}
+    if settings is not None and state.get("settings") is not None:
+        a, b = _flatten(state["settings"]), _flatten(settings)
+        diffs.update({f"settings.{k}": (a.get(k), b.get(k)) for k in sorted(a.keys() | b.keys())
+                      if a.get(k) != b.get(k)})
+    allowed = {k: list(v) for k, v in diffs.items() if k in allow}
+    refused = {k: v for k, v in diffs.items() if k not in allow}
+    if "max_steps" in allowed and config["max_steps"] <= state["step"]:
+        raise SettingsChangedError(f"max_steps={config['max_steps']} is not beyond the step of the checkpoint "
+                                   f"in {where} ({state['step']}): extend max_steps or --restart.")
+    if refused:
+        listing = "; ".join(f"{k}: {o!r} -> {n!r}" for k, (o, n) in refused.items())
+        hint = (f"; to change {', '.join(sorted(refused.keys() & OVERRIDABLE))} on purpose pass --override-on-"
+                f"resume {' '.join(sorted(refused.keys() & OVERRIDABLE))}") if refused.keys() & OVERRIDABLE else ""
+        raise SettingsChangedError(
+            f"The checkpoint in {where} was written with other settings: {listing}. Resume with the "
+            f"same settings, start over with --restart, or use another --output-dir{hint}.")
+    return allowed
+
+
+# ----------------------------------------------------------------------------------------------------------
+# metrics.jsonl
+
+
+def truncate_metrics(path: str | Path, step: int) -> None:
+    """Keep the records of ``path`` up to ``step`` (the checkpoint's): a resume repeats the steps after it."""
+    path = Path(path)
+    if not path.exists():
+        return
+    kept = []
+    for line in path.read_text().splitlines():
+        with contextlib.suppress(ValueError):  # a line cut short by a crash is dropped too
+            if json.loads(line).get("step", 0) <= step:
+                kept.append(line + "\n")
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    tmp.write_text("".join(kept))
+    os.replace(tmp, path)
+
+
+def read_metrics(path: str | Path) -> dict[str, list[dict[str, Any]]]:
+    """``metrics.jsonl`` as ``{split: [records sorted by step]}`` (``train``, ``eval``, and any other split),
+    keeping the last record of a step (a resumed run re-logs the steps after its last checkpoint)."""
+    last: dict[tuple[str, int], dict[str, Any]] = {}
+    for line in Path(path).read_text().splitlines():
+        with contextlib.suppress(ValueError):
+            record = json.loads(line)
+            last[record.get("split", "train"), record.get("step", 0)] = record
+    splits = {"train": [], "eval": [], **{split: [] for split, _ in last}}
+    for key in sorted(last):
+        splits[key[0]].append(last[key])
+    return splits

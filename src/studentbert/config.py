@@ -13,9 +13,26 @@ depth (Sanh et al., 2019).
 from __future__ import annotations
 
 import dataclasses
+import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
-ACTIVATIONS = ("gelu", "gelu_new", "relu", "gelu_pytorch_tanh")
+import torch
+import torch.nn.functional as F
+
+
+def gelu_tanh(x: torch.Tensor) -> torch.Tensor:
+    """The tanh approximation of GELU used by GPT-2 (``gelu_new``)."""
+    return 0.5 * x * (1.0 + torch.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * x.pow(3))))
+
+
+#: ``hidden_act`` names and their functions (BERT: ``"gelu"``, the exact erf form). The one list of them.
+ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
+    "gelu": F.gelu,
+    "gelu_new": gelu_tanh,
+    "relu": F.relu,
+    "gelu_pytorch_tanh": lambda x: F.gelu(x, approximate="tanh"),
+}
 
 
 class ConfigError(ValueError):
@@ -76,7 +93,7 @@ class EncoderConfig:
                 f"hidden_size to a multiple of {self.num_heads}."
             )
         if self.hidden_act not in ACTIVATIONS:
-            raise ConfigError(f"Unknown hidden_act {self.hidden_act!r}; use one of {ACTIVATIONS}.")
+            raise ConfigError(f"Unknown hidden_act {self.hidden_act!r}; use one of {tuple(ACTIVATIONS)}.")
         for name in ("hidden_dropout", "attention_dropout"):
             value = getattr(self, name)
             if not 0.0 <= value < 1.0:

@@ -10,30 +10,18 @@ Shapes: ``B`` batch, ``L`` sequence length, ``H`` hidden size, ``V`` vocabulary.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from .attention import MultiHeadAttention, padding_mask
-from .config import EncoderConfig
-
-
-def gelu_tanh(x: torch.Tensor) -> torch.Tensor:
-    """The tanh approximation of GELU used by GPT-2 (``gelu_new``)."""
-    return 0.5 * x * (1.0 + torch.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * x.pow(3))))
+from .config import ACTIVATIONS, EncoderConfig
 
 
 def activation(name: str):
-    """The activation function called ``name`` in a config (BERT: ``"gelu"``, the exact erf form)."""
-    return {
-        "gelu": F.gelu,
-        "gelu_new": gelu_tanh,
-        "gelu_pytorch_tanh": lambda x: F.gelu(x, approximate="tanh"),
-        "relu": F.relu,
-    }[name]
+    """The activation function called ``name`` in a config (:data:`studentbert.config.ACTIVATIONS`)."""
+    return ACTIVATIONS[name]
 
 
 class Embeddings(nn.Module):

@@ -53,6 +53,15 @@ def _check_temperature(temperature: float) -> None:
         )
 
 
+def check_alpha_temperature(alpha: float, temperature: float) -> None:
+    """The arguments of :func:`two_term_loss`, checked before a run starts (ValueError with the reason)."""
+    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0.0 <= alpha <= 1.0:
+        raise ValueError(
+            f"alpha must be in [0, 1] (the weight of the hard loss; the soft loss gets 1 - alpha), got {alpha!r}."
+        )
+    _check_temperature(temperature)
+
+
 def _check_reduction(reduction: str) -> None:
     if reduction == "mean":
         raise ValueError(
@@ -473,11 +482,7 @@ def two_term_loss(
     Returns:
         A scalar.
     """
-    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0.0 <= alpha <= 1.0:
-        raise ValueError(
-            f"alpha must be in [0, 1] (the weight of the hard loss; the soft loss gets 1 - alpha), got {alpha!r}."
-        )
-    _check_temperature(temperature)
+    check_alpha_temperature(alpha, temperature)
     loss = None
     if alpha > 0:
         loss = alpha * hard_loss(student_logits, labels, ignore_index)

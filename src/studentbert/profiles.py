@@ -22,7 +22,7 @@ import json
 from dataclasses import dataclass, field
 
 from .config import BertConfig
-from .training import TrainConfig
+from .optim import TrainConfig
 
 
 @dataclass
@@ -76,14 +76,14 @@ class Profile:
 
     def key(self, *parts: str) -> str:
         """A short hash of the settings that determine an artifact: same settings, same cache entry."""
-        selected = {p: _plain(getattr(self, p)) for p in parts}
+        selected = {p: _as_dict(getattr(self, p)) for p in parts}
         return hashlib.sha1(json.dumps(selected, sort_keys=True).encode()).hexdigest()[:10]
 
     def replace(self, **changes) -> Profile:
         return dataclasses.replace(self, **changes)
 
 
-def _plain(x):
+def _as_dict(x):
     return dataclasses.asdict(x) if dataclasses.is_dataclass(x) else x
 
 

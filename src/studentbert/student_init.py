@@ -8,7 +8,8 @@ Which layers? The paper says "taking one layer out of two". The authors'
 extraction script (``examples/research_projects/distillation/scripts/extract_distilbert.py``
 in ``transformers``) takes teacher layers ``[0, 2, 4, 7, 9, 11]``: evenly spread
 over the depth, keeping the first and the last. :func:`default_layer_map`
-computes exactly this spread for any depth.
+computes exactly this spread for any depth. :func:`make_student` builds a student of a given depth for a
+teacher, initialised this way or at random.
 """
 
 from __future__ import annotations
@@ -119,3 +120,16 @@ def init_student_from_teacher(
     if isinstance(teacher, BertForPreTraining | BertForMaskedLM) and isinstance(student, DistilBertForMaskedLM):
         student.mlm.load_state_dict(teacher.mlm.state_dict())
     return layers
+
+
+def make_student(teacher: BertForPreTraining | BertForMaskedLM | BertModel, num_layers: int, init: str = "teacher",
+                 layers: list[int] | None = None, seed: int = 0) -> DistilBertForMaskedLM:
+    """A DistilBERT student of ``num_layers`` with the teacher's width; ``init="teacher"`` copies teacher layers
+    (:func:`init_student_from_teacher`), ``init="random"`` keeps BERT's random initialisation."""
+    if init not in ("teacher", "random"):
+        raise ValueError(f"init must be 'teacher' or 'random', got {init!r}.")
+    torch.manual_seed(seed)
+    student = DistilBertForMaskedLM(DistilBertConfig.from_teacher(teacher.config, num_layers=num_layers))
+    if init == "teacher":
+        init_student_from_teacher(teacher, student, layers)
+    return student

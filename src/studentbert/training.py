@@ -18,7 +18,8 @@ weights as an uninterrupted run (tested on CPU). The loop is also careful (``tes
 fault and its test): a non-finite loss or gradient stops it before the weights are touched and no checkpoint
 with non-finite weights is ever written; a resume with changed settings is refused, naming each change;
 SIGTERM or SIGINT end the current step, save and exit; the output directory is locked against a second run;
-checkpoints are written atomically (:mod:`studentbert.checkpoint`).
+checkpoints are written atomically (:mod:`studentbert.checkpoint`). The optimizer, its schedule and the
+batch order are :mod:`studentbert.optim`'s.
 """
 
 from __future__ import annotations
@@ -27,174 +28,44 @@ import contextlib
 import dataclasses
 import json
 import math
-import os
-import random
-import signal
-import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextvars import ContextVar
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
 from .checkpoint import (
     CHECKPOINT,
+    METRICS,
+    OVERRIDABLE,
+    RESTART_ADVICE,
+    SAFE_TO_CHANGE,
     OutputDirLock,
     SettingsChangedError,
+    allow_resume_changes,
+    allowed_resume_changes,
+    check_resume_settings,
     read_checkpoint,
     remove_stale_temporaries,
+    rng_state,
     set_aside,
+    set_rng_state,
+    truncate_metrics,
     write_checkpoint,
 )
+from .optim import TrainConfig, batch_order, linear_schedule, make_adamw, parameter_groups
+from .stopping import StopSignals
 
-METRICS = "metrics.jsonl"
-#: TrainConfig fields that a resumed run may change freely: they do not change the trained weights.
-SAFE_TO_CHANGE = frozenset({"eval_every", "save_every", "log_every", "report_to"})
-#: Fields that a resume may change only when asked explicitly (``allow_changes`` / ``--override-on-resume``).
-OVERRIDABLE = frozenset({"learning_rate", "max_steps"})
-RESTART_ADVICE = ("running the same command again repeats the same steps: start over with --restart "
-                  "(resume='restart'), or resume with a lower --learning-rate and --override-on-resume learning_rate")
-_ALLOWED_CHANGES: ContextVar[frozenset[str]] = ContextVar("allowed_resume_changes", default=frozenset())
+__all__ = ["OVERRIDABLE", "SAFE_TO_CHANGE", "EvalFn", "LossFn", "TrainConfig", "Trainer", "allow_resume_changes",
+           "batch_order", "linear_schedule", "make_adamw", "parameter_groups"]
 
-
-@contextlib.contextmanager
-def allow_resume_changes(keys: Iterable[str]) -> Iterator[None]:
-    """Within the block, :meth:`Trainer.train` lets a resume change ``keys`` (a subset of :data:`OVERRIDABLE`).
-
-    For callers that cannot pass ``allow_changes`` through (the CLI around :func:`studentbert.distill.distill`).
-    """
-    token = _ALLOWED_CHANGES.set(frozenset(keys))
-    try:
-        yield
-    finally:
-        _ALLOWED_CHANGES.reset(token)
-
-
-@dataclass
-class TrainConfig:
-    """Optimisation settings of one run.
-
-    Attributes:
-        max_steps: optimizer steps in all.
-        batch_size: global batch size: examples per optimizer step, all processes and micro-batches together.
-        learning_rate: peak learning rate, reached after the warmup.
-        warmup_ratio: fraction of ``max_steps`` over which the learning rate rises linearly from 0.
-        weight_decay: AdamW's decoupled weight decay (not applied to biases and LayerNorm).
-        max_grad_norm: gradient clipping threshold (global L2 norm).
-        eval_every, save_every, log_every: in steps; 0 disables.
-        seed: seeds the data order, the masking and the dropout.
-        mixed_precision: ``"auto"`` (bf16 on a GPU, none on a CPU), ``"bf16"``, ``"fp16"`` (a CUDA GPU only;
-            dynamic loss scaling by accelerate's GradScaler) or ``"no"``.
-        group_by_length: batch examples of similar length together (less padding), shuffling the batches.
-        compile: wrap the model in ``torch.compile``.
-        gradient_accumulation_steps: micro-batches per optimizer step; each holds
-            ``batch_size / (processes * gradient_accumulation_steps)`` examples.
-        report_to: an experiment tracker for accelerate's ``log_with`` (``"tensorboard"``, ``"wandb"``: the
-            package must be installed); None (the default) writes only ``metrics.jsonl``.
-    """
-
-    max_steps: int = 1000
-    batch_size: int = 32
-    learning_rate: float = 1e-4
-    warmup_ratio: float = 0.06
-    weight_decay: float = 0.01
-    max_grad_norm: float = 1.0
-    eval_every: int = 200
-    save_every: int = 200
-    log_every: int = 10
-    seed: int = 0
-    mixed_precision: str = "auto"
-    group_by_length: bool = True
-    compile: bool = False
-    gradient_accumulation_steps: int = 1
-    report_to: str | None = None
-
-    def __post_init__(self) -> None:
-        if self.max_steps < 1 or self.batch_size < 1:
-            raise ValueError(f"max_steps and batch_size must be >= 1, got {self.max_steps} and {self.batch_size}.")
-        if self.learning_rate <= 0:
-            raise ValueError(f"learning_rate must be positive, got {self.learning_rate}.")
-        if not 0 <= self.warmup_ratio < 1:
-            raise ValueError(f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}.")
-        if self.mixed_precision not in ("auto", "bf16", "fp16", "no"):
-            raise ValueError(
-                f"mixed_precision must be 'auto', 'bf16', 'fp16' or 'no', got {self.mixed_precision!r}.")
-        k = self.gradient_accumulation_steps
-        if k < 1 or self.batch_size % k:
-            raise ValueError(f"gradient_accumulation_steps={k} must be >= 1 and divide batch_size={self.batch_size}.")
-
-
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-
-
-def batch_order(lengths: Sequence[int], batch_size: int, seed: int, epoch: int, group_by_length: bool) -> list[list[int]]:
-    """The batches of one epoch, as lists of example indices, reproducible from ``(seed, epoch)``.
-
-    With ``group_by_length``, examples are shuffled, cut into windows of 50 batches, sorted by length within
-    each window, batched, and the batches shuffled: padding shrinks and the order stays random.
-    """
-    g = torch.Generator().manual_seed(seed * 100_003 + epoch)
-    order = torch.randperm(len(lengths), generator=g).tolist()
-    if group_by_length:
-        window = batch_size * 50
-        order = [i for s in range(0, len(order), window)
-                 for i in sorted(order[s:s + window], key=lambda i: -lengths[i])]
-    batches = [order[s:s + batch_size] for s in range(0, len(order), batch_size)]
-    batches = [b for b in batches if len(b) == batch_size] or batches  # drop the ragged last batch
-    perm = torch.randperm(len(batches), generator=g).tolist()
-    return [batches[i] for i in perm]
-
-
-def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict]:
-    """AdamW groups: decay the matrices, not the biases, LayerNorm weights or embeddings' padding."""
-    decay, no_decay, seen = [], [], set()
-    for name, p in model.named_parameters():
-        if not p.requires_grad or id(p) in seen:
-            continue
-        seen.add(id(p))
-        (no_decay if p.ndim < 2 or "norm" in name else decay).append(p)
-    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-
-
-def linear_schedule(step: int, max_steps: int, warmup_steps: int) -> float:
-    """Learning-rate multiplier: linear warmup from 0 to 1, then linear decay to 0."""
-    if step < warmup_steps:
-        return (step + 1) / warmup_steps
-    return max(0.0, (max_steps - step) / max(1, max_steps - warmup_steps))
-
-
-def fused_adamw_available(device: torch.device | str) -> bool:
-    """Whether this torch has a fused AdamW kernel for ``device`` (CUDA; CPU too since torch 2.4)."""
-    try:
-        torch.optim.AdamW([torch.zeros(1, device=device, requires_grad=True)], fused=True)
-    except (RuntimeError, ValueError):
-        return False
-    return True
-
-
-def make_adamw(params, learning_rate: float, device: torch.device | str) -> torch.optim.AdamW:
-    """The optimizer of every run: AdamW (betas 0.9, 0.999; eps 1e-6), fused into one kernel where available."""
-    fused = {"fused": True} if fused_adamw_available(device) else {}
-    return torch.optim.AdamW(params, lr=learning_rate, betas=(0.9, 0.999), eps=1e-6, **fused)
 
 
 LossFn = Callable[[nn.Module, dict[str, torch.Tensor]], tuple[torch.Tensor, dict[str, float]]]
 EvalFn = Callable[[nn.Module], dict[str, float]]
-
-
-def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in d.items():
-        out.update(_flatten(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": v})
-    return out
 
 
 class Trainer:
@@ -285,7 +156,7 @@ class Trainer:
         self.saved_step: int | None = None  # step of the last checkpoint on disk (written or loaded)
         self.history: list[dict[str, Any]] = []  # resumes that changed a setting on purpose
         self._override: dict[str, Any] | None = None
-        self._stop_signal: int | None = None
+        self._signals = StopSignals()
 
     # ------------------------------------------------------------------------------------------ state
 
@@ -333,8 +204,7 @@ class Trainer:
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
             "scaler": scaler.state_dict() if scaler is not None else None,
-            "rng": {"torch": torch.get_rng_state(), "python": random.getstate(), "numpy": np.random.get_state(),
-                    "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None},
+            "rng": rng_state(),
             "collate_generator": gen.get_state() if gen is not None else None,
             "config": asdict(self.config),
             "settings": self.settings,
@@ -344,31 +214,8 @@ class Trainer:
         self.saved_step = self.step
 
     def _check_settings(self, state: dict[str, Any], allow: frozenset[str]) -> dict[str, list]:
-        """Compare the checkpoint's config and settings with this run's; return the allowed changes.
-
-        Raises:
-            SettingsChangedError: one message naming every differing key, ``old -> new``.
-        """
         defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)}  # older checkpoints lack new fields
-        old, new = {**defaults, **state["config"]}, asdict(self.config)
-        diffs = {k: (old.get(k), v) for k, v in new.items() if k not in SAFE_TO_CHANGE and old.get(k) != v}
-        if self.settings is not None and state.get("settings") is not None:
-            a, b = _flatten(state["settings"]), _flatten(self.settings)
-            diffs.update({f"settings.{k}": (a.get(k), b.get(k)) for k in sorted(a.keys() | b.keys())
-                          if a.get(k) != b.get(k)})
-        allowed = {k: list(v) for k, v in diffs.items() if k in allow}
-        refused = {k: v for k, v in diffs.items() if k not in allow}
-        if "max_steps" in allowed and self.config.max_steps <= state["step"]:
-            raise SettingsChangedError(f"max_steps={self.config.max_steps} is not beyond the step of the checkpoint "
-                                       f"in {self.output_dir} ({state['step']}): extend max_steps or --restart.")
-        if refused:
-            listing = "; ".join(f"{k}: {o!r} -> {n!r}" for k, (o, n) in refused.items())
-            hint = (f"; to change {', '.join(sorted(refused.keys() & OVERRIDABLE))} on purpose pass --override-on-"
-                    f"resume {' '.join(sorted(refused.keys() & OVERRIDABLE))}") if refused.keys() & OVERRIDABLE else ""
-            raise SettingsChangedError(
-                f"The checkpoint in {self.output_dir} was written with other settings: {listing}. Resume with the "
-                f"same settings, start over with --restart, or use another --output-dir{hint}.")
-        return allowed
+        return check_resume_settings(state, asdict(self.config), defaults, self.settings, allow, self.output_dir)
 
     def load_checkpoint(self, allow_changes: Iterable[str] = ()) -> bool:
         """Restore the last checkpoint in ``output_dir``, if any; True if one was restored.
@@ -392,11 +239,7 @@ class Trainer:
         self.scheduler.load_state_dict(state["scheduler"])
         if state.get("scaler") is not None and self.accelerator.scaler is not None:
             self.accelerator.scaler.load_state_dict(state["scaler"])
-        torch.set_rng_state(state["rng"]["torch"])
-        random.setstate(state["rng"]["python"])
-        np.random.set_state(state["rng"]["numpy"])
-        if state["rng"]["cuda"] is not None and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(state["rng"]["cuda"])
+        set_rng_state(state["rng"])
         gen = getattr(self.collate, "generator", None)
         if gen is not None and state["collate_generator"] is not None:
             gen.set_state(state["collate_generator"])
@@ -419,20 +262,6 @@ class Trainer:
             group["lr"] = c.learning_rate * linear_schedule(sched.last_epoch, c.max_steps, warmup)
         sched._last_lr = [g["lr"] for g in self.optimizer.param_groups]
 
-    def _truncate_metrics(self, step: int) -> None:
-        """Keep the records up to ``step`` (the checkpoint's): a resume repeats the steps after it."""
-        path = self.output_dir / METRICS
-        if not path.exists():
-            return
-        kept = []
-        for line in path.read_text().splitlines():
-            with contextlib.suppress(ValueError):  # a line cut short by a crash is dropped too
-                if json.loads(line).get("step", 0) <= step:
-                    kept.append(line + "\n")
-        tmp = path.with_name(f"{METRICS}.{os.getpid()}.tmp")
-        tmp.write_text("".join(kept))
-        os.replace(tmp, path)
-
     def _log(self, record: dict[str, Any]) -> None:
         if self.is_main:
             self.output_dir.mkdir(parents=True, exist_ok=True)
@@ -453,34 +282,6 @@ class Trainer:
         if log:
             self._log({"step": self.step, "split": "eval", **metrics})
         return metrics
-
-    # ------------------------------------------------------------------------------------------ signals
-
-    @contextlib.contextmanager
-    def _stop_signals_caught(self) -> Iterator[None]:
-        """SIGTERM/SIGINT set a flag that the loop reads at the end of each step; a second signal interrupts."""
-        self._stop_signal = None
-        if threading.current_thread() is not threading.main_thread():
-            yield
-            return
-
-        def handler(signum: int, frame: object) -> None:
-            if self._stop_signal is not None:
-                raise KeyboardInterrupt(f"second {signal.Signals(signum).name}: stopping without a checkpoint")
-            self._stop_signal = signum
-
-        previous = {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGINT)}
-        try:
-            yield
-        finally:
-            for s, h in previous.items():
-                signal.signal(s, h)
-
-    def _stop_requested(self) -> bool:
-        flag = self._stop_signal is not None
-        if self.accelerator.num_processes > 1:  # every process must agree, or the others wait for ever
-            flag = bool(self.accelerator.reduce(torch.tensor([float(flag)], device=self.accelerator.device), "sum"))
-        return flag
 
     # ------------------------------------------------------------------------------------------ loop
 
@@ -506,16 +307,14 @@ class Trainer:
         """
         if resume not in (True, False, "restart"):
             raise ValueError(f"resume must be True, False or 'restart', got {resume!r}.")
-        allow = frozenset(allow_changes) if allow_changes is not None else _ALLOWED_CHANGES.get()
-        if allow - OVERRIDABLE:
-            raise ValueError(f"Only {sorted(OVERRIDABLE)} can be overridden on resume, not {sorted(allow - OVERRIDABLE)}.")
+        allow = allowed_resume_changes(allow_changes)
         lock = OutputDirLock(self.output_dir).acquire() if self.is_main else None
         try:
             if lock is not None:
                 remove_stale_temporaries(self.output_dir)
                 if self.config.report_to:
                     self.accelerator.init_trackers("studentbert", config=asdict(self.config))
-            with self._stop_signals_caught():
+            with self._signals.caught():
                 return self._train(resume, stop_after, allow)
         finally:
             if lock is not None:
@@ -540,7 +339,7 @@ class Trainer:
             if self.step == 0:
                 (self.output_dir / METRICS).unlink(missing_ok=True)
             else:
-                self._truncate_metrics(self.step)
+                truncate_metrics(self.output_dir / METRICS, self.step)
             if self._override is not None:
                 self._log({"split": "override", **self._override})
 
@@ -608,24 +407,14 @@ class Trainer:
                 last_eval = self._evaluate()
             if (c.save_every and self.step % c.save_every == 0) or self.step == c.max_steps:
                 self.save_checkpoint()
-            stop = self._stop_requested()
+            stop = self._signals.agreed(self.accelerator)
             if stop or (stop_after is not None and self.step >= stop_after):
                 if self.saved_step != self.step:
                     self.save_checkpoint()
                 bar.close()
                 if stop:
-                    return self._stopped_by_signal()
+                    self._signals.exit(f"stopped after step {self.step} with a checkpoint in {self.output_dir}; run "
+                                       f"the same command again to resume.", self.is_main)
                 return last_eval
         bar.close()
         return self._evaluate(log=not finished_before) or last_eval
-
-    def _stopped_by_signal(self) -> dict[str, float]:
-        signum = self._stop_signal or signal.SIGTERM
-        name = signal.Signals(signum).name
-        message = (f"{name} received: stopped after step {self.step} with a checkpoint in {self.output_dir}; run the "
-                   f"same command again to resume.")
-        if self.is_main:
-            print(message, flush=True)
-        if signum == signal.SIGINT:
-            raise KeyboardInterrupt(message)
-        raise SystemExit(128 + signum)
