@@ -47,8 +47,9 @@ from benchlib import command_line, hardware, resolve_device, synchronize, write_
 
 from studentbert import BertConfig, BertForPreTraining, DistillationLoss, count_parameters, get_profile
 from studentbert.data import MLMCollator
-from studentbert.distill import DistillationStep, make_student
+from studentbert.distill import DistillationStep
 from studentbert.losses import DistillationLossWeights
+from studentbert.student_init import make_student
 from studentbert.training import batch_order, linear_schedule, make_adamw, parameter_groups
 
 SIZES = {
@@ -61,8 +62,8 @@ LEARNING_RATE, WEIGHT_DECAY, MAX_GRAD_NORM = 5e-4, 0.01, 1.0
 
 def load_examples(max_length: int):
     """Single-segment examples from the tiny profile's corpus and tokenizer (cached under STUDENTBERT_HOME)."""
+    from studentbert.artifacts import corpus, tokenizer_for
     from studentbert.data.segments import build_segment_examples
-    from studentbert.pipeline import corpus, tokenizer_for
 
     tokenizer = tokenizer_for("tiny")
     train_docs, _ = corpus("tiny")

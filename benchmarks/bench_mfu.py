@@ -41,8 +41,9 @@ from benchlib import RESULTS, command_line, hardware, interleaved, resolve_devic
 from flops import distillation_step_flops, pretraining_step_flops
 
 from studentbert import BertConfig, BertForPreTraining, DistillationLoss, count_parameters, get_profile
-from studentbert.distill import DistillationStep, make_student
+from studentbert.distill import DistillationStep
 from studentbert.pretrain import pretraining_loss
+from studentbert.student_init import make_student
 from studentbert.training import make_adamw, parameter_groups
 
 GOAL_MFU = 0.40

@@ -37,9 +37,10 @@ import transformers
 from benchlib import command_line, hardware, write_json
 
 from studentbert import get_profile
+from studentbert.artifacts import corpus, tokenizer_for
 from studentbert.data import TOPICS, build_pretraining_examples, generate_corpus_with_topics
-from studentbert.pipeline import corpus, tokenizer_for
-from studentbert.pretrain import pretrain, topic_rule_baseline
+from studentbert.evaluation import topic_rule_baseline
+from studentbert.pretrain import pretrain
 
 MARKERS = {t.name: t.places[0][0] for t in TOPICS}  # one place word per topic: "barn", "stove", ...
 
@@ -90,12 +91,14 @@ class TransformersTeacher(torch.nn.Module):
 
 def run(name: str, profile, directory: Path) -> dict:
     t0 = time.perf_counter()
+    documents, heldout = corpus(profile)
+    inputs = dict(documents=documents, heldout=heldout, tokenizer=tokenizer_for(profile))
     if name.startswith("hf-"):
         with mock.patch("studentbert.pretrain.BertForPreTraining", TransformersTeacher), \
                 mock.patch("studentbert.pretrain.save_pretrained", lambda m, path, tok: m.model.save_pretrained(path)):
-            out = pretrain(profile, directory / name)
+            out = pretrain(profile, directory / name, **inputs)
     else:
-        out = pretrain(profile, directory / name)
+        out = pretrain(profile, directory / name, **inputs)
     wall = time.perf_counter() - t0
     results = json.loads((out.parent / "results.json").read_text())
     curve = [json.loads(line) for line in (out.parent / "metrics.jsonl").read_text().splitlines()]

@@ -11,15 +11,13 @@ from __future__ import annotations
 import json
 import os
 import platform
-import statistics
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import torch
 
 from studentbert.hardware import cpu_name
+from studentbert.speed import interleaved, summary, synchronize  # noqa: F401  (the benchmarks' timing)
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -56,44 +54,6 @@ def command_line(script: str, argv: list[str] | None) -> str:
     None for the real command line)."""
     args = sys.argv[1:] if argv is None else list(argv)
     return " ".join(["python", f"benchmarks/{script}", *args])
-
-
-def synchronize(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def interleaved(
-    runs: dict[str, Callable[[], object]], reps: int, warmup: int, device: torch.device,
-    clock: Callable[[], float] = time.perf_counter,
-) -> dict[str, list[float]]:
-    """Time each callable ``reps`` times, interleaved; return the seconds of every repetition, per name.
-
-    After ``warmup`` untimed rounds, repetition ``r`` runs the callables in order, rotated by ``r`` (with two:
-    A B, B A, A B, ...), so that neither always runs first. On a GPU the device is synchronised before
-    and after each call, so that a time covers the work and not just its launch.
-    """
-    names = list(runs)
-    for _ in range(warmup):
-        for name in names:
-            runs[name]()
-    synchronize(device)
-    times: dict[str, list[float]] = {name: [] for name in names}
-    for r in range(reps):
-        k = r % len(names)
-        for name in names[k:] + names[:k]:
-            synchronize(device)
-            t0 = clock()
-            runs[name]()
-            synchronize(device)
-            times[name].append(clock() - t0)
-    return times
-
-
-def summary(seconds: list[float]) -> dict:
-    """Median, minimum and every repetition of a list of times, in milliseconds."""
-    return {"median_ms": 1e3 * statistics.median(seconds), "min_ms": 1e3 * min(seconds),
-            "all_ms": [1e3 * s for s in seconds]}
 
 
 def write_json(result: dict, path: str | Path | None, default_name: str | None = None) -> None:

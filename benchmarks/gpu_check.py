@@ -144,9 +144,10 @@ def distill300(smoke: bool, output: Path, argv: list[str] | None = None) -> dict
     from studentbert import BertConfig, BertForPreTraining, DistillationLoss, count_parameters, get_profile
     from studentbert.data import MLMCollator, generate_corpus, load_tokenizer
     from studentbert.data.segments import build_segment_examples
-    from studentbert.distill import DistillationStep, make_student
-    from studentbert.pretrain import evaluate_mlm
+    from studentbert.distill import DistillationStep
+    from studentbert.evaluation import evaluate_mlm
     from studentbert.standins import bert_vocabulary_dir
+    from studentbert.student_init import make_student
     from studentbert.training import Trainer
 
     started = time.perf_counter()

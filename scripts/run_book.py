@@ -289,7 +289,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--build", action="store_true", help="then build the website from the executed chapters")
     args = parser.parse_args(argv)
 
-    from studentbert.pipeline import home as default_home
+    from studentbert.artifacts import home as default_home
 
     if args.smoke and args.profile != "full":
         parser.error("--smoke runs the full profile at smoke scale: use it with --profile full")

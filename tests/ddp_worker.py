@@ -2,6 +2,12 @@
 
     python tests/ddp_worker.py OUT.json                                      # one process
     torchrun --standalone --nproc_per_node=2 tests/ddp_worker.py OUT.json    # two processes (DDP, gloo)
+    python tests/ddp_worker.py OUT.json --finetune MODEL_DIR                 # fine-tuning (studentbert.finetune)
+
+With ``--finetune``, it fine-tunes the BERT in ``MODEL_DIR`` (dropout 0) with :func:`studentbert.finetune.finetune`
+on generated reviews (global batch 8) and writes the world size, the logged per-step loss/lr/grad-norm and the
+saved classifier's directory. Cross-entropy is a mean over examples, so the two halves of a global batch give
+the global loss whatever their lengths.
 
 Trains a seeded tiny :class:`studentbert.BertForPreTraining` for ``--steps`` steps with
 :class:`studentbert.training.Trainer` (global batch 8, MLM + NSP loss, like pretraining) and, from the main
@@ -86,12 +92,41 @@ def weight_checksum(model: torch.nn.Module) -> float:
     return float(sum(p.detach().double().sum() for p in model.state_dict().values()))
 
 
+def finetune_run(out: Path, model_dir: str, steps: int) -> None:
+    from accelerate import PartialState
+
+    from studentbert.checkpoint import read_metrics
+    from studentbert.data.sentiment import generate_sentiment
+    from studentbert.finetune import finetune
+
+    cfg = TrainConfig(max_steps=steps, batch_size=8, learning_rate=5e-3, warmup_ratio=0.3, eval_every=0,
+                      save_every=0, log_every=1, seed=0, mixed_precision="no")
+    run_dir = out.parent / (out.stem + "_run")
+    results = finetune(model_dir, generate_sentiment(64, seed=0), generate_sentiment(32, seed=1), run_dir, cfg,
+                       max_length=24, resume="restart")
+    state = PartialState()
+    if state.is_main_process:
+        train = read_metrics(run_dir / METRICS)["train"]
+        out.write_text(json.dumps({
+            "world_size": state.num_processes, "env_world_size": int(os.environ.get("WORLD_SIZE", "1")),
+            "steps": [r["step"] for r in train], "loss": [r["loss"] for r in train], "lr": [r["lr"] for r in train],
+            "grad_norm": [r["grad_norm"] for r in train], "model_dir": results["model_dir"],
+        }, indent=1))
+    state.wait_for_everyone()
+    if torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("out", type=Path, help="JSON file to write (from the main process)")
     parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--finetune", metavar="MODEL_DIR", help="fine-tune this BERT directory instead")
     args = parser.parse_args()
     torch.set_num_threads(1)
+    if args.finetune:
+        finetune_run(args.out, args.finetune, args.steps)
+        return
 
     torch.manual_seed(0)
     model = sb.BertForPreTraining(sb.BertConfig(

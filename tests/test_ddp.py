@@ -12,7 +12,11 @@ the runs comparable) once as one plain process and once as two processes under
   schedule or a loss logged from one process only differs by ~1e-2);
 * the final weights (the Trainer's ``checkpoint.pt``) agree to ``TOL_WEIGHTS = 1e-5`` max abs (measured ~6e-8).
 
-Takes ~20 s on 2 CPU cores (mostly interpreter start-up and imports).
+Fine-tuning (:func:`studentbert.finetune.finetune`, a ``transformers`` BERT classifier with dropout 0, global
+batch 8) runs on the same loop: its 2-process run follows the 1-process loss trajectory and ends with the same
+weights (same tolerances).
+
+Takes ~40 s on 2 CPU cores (mostly interpreter start-up and imports).
 """
 
 from __future__ import annotations
@@ -94,6 +98,42 @@ def test_loss_trajectory_matches_single_process(runs):
 def test_final_weights_match_single_process(runs):
     one, two = runs
     a, b = _final_weights(one), _final_weights(two)
+    assert a.keys() == b.keys()
+    diff = max((a[k] - b[k]).abs().max().item() for k in a)
+    assert diff < TOL_WEIGHTS, diff
+
+
+@pytest.fixture(scope="module")
+def finetune_runs(tmp_path_factory) -> tuple[dict, dict]:
+    import studentbert as sb
+    from studentbert.data import generate_sentiment, train_wordpiece
+
+    tmp = tmp_path_factory.mktemp("ddp-finetune")
+    tokenizer = train_wordpiece([t for t, _ in generate_sentiment(200)], vocab_size=200)
+    torch.manual_seed(0)
+    model = sb.BertForPreTraining(sb.BertConfig(
+        vocab_size=len(tokenizer), hidden_size=16, num_layers=2, num_heads=2, intermediate_size=32,
+        max_position_embeddings=32, hidden_dropout=0.0, attention_dropout=0.0))
+    model_dir = sb.save_pretrained(model, tmp / "bert", tokenizer)
+    args = [str(WORKER), "--finetune", str(model_dir), "--steps", str(STEPS)]
+    one = _run([sys.executable, args[0], str(tmp / "one.json"), *args[1:]], tmp / "one.json")
+    two = _run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", args[0],
+                str(tmp / "two.json"), *args[1:]], tmp / "two.json")
+    return one, two
+
+
+def test_finetuning_with_two_processes_matches_one(finetune_runs):
+    from safetensors.torch import load_file
+
+    one, two = finetune_runs
+    assert one["world_size"] == 1 and two["world_size"] == two["env_world_size"] == 2
+    assert one["steps"] == two["steps"] == list(range(1, STEPS + 1))
+    assert one["lr"] == pytest.approx(two["lr"], rel=1e-12, abs=1e-12)
+    loss_diff = max(abs(a - b) for a, b in zip(one["loss"], two["loss"], strict=True))
+    norm_diff = max(abs(a - b) for a, b in zip(one["grad_norm"], two["grad_norm"], strict=True))
+    assert loss_diff < TOL_LOSS and norm_diff < TOL_LOSS, (one, two)
+    a = load_file(Path(one["model_dir"]) / "model.safetensors")
+    b = load_file(Path(two["model_dir"]) / "model.safetensors")
     assert a.keys() == b.keys()
     diff = max((a[k] - b[k]).abs().max().item() for k in a)
     assert diff < TOL_WEIGHTS, diff

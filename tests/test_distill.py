@@ -11,10 +11,14 @@ import torch
 import transformers
 
 import studentbert as sb
+from studentbert.artifacts import corpus, tokenizer_for
 from studentbert.data import MLMCollator
 from studentbert.data.segments import build_segment_examples
-from studentbert.distill import DistillationStep, distill, load_teacher, make_student
+from studentbert.distill import DistillationStep
+from studentbert.distill import distill as distill_on
+from studentbert.hf import load_teacher
 from studentbert.losses import DistillationLossWeights, cosine_loss, hard_loss, soft_target_loss
+from studentbert.student_init import make_student
 
 
 def small_profile() -> sb.Profile:
@@ -35,7 +39,15 @@ def teacher_dir(tmp_path_factory):
         mp.setenv("STUDENTBERT_HOME", str(home))
         from studentbert.pretrain import pretrain
 
-        return pretrain(small_profile(), home / "teacher"), home
+        documents, heldout = corpus(small_profile())
+        return pretrain(small_profile(), home / "teacher", documents=documents, heldout=heldout,
+                        tokenizer=tokenizer_for(small_profile())), home
+
+
+def distill(profile, teacher, output_dir, **kwargs):
+    """The distillation stage on the profile's corpus."""
+    documents, heldout = corpus(profile)
+    return distill_on(profile, teacher, output_dir, documents=documents, heldout=heldout, **kwargs)
 
 
 def test_distilled_student_loads_with_transformers_and_matches(teacher_dir, tmp_path, monkeypatch):

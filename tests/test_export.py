@@ -21,7 +21,7 @@ from studentbert import (  # noqa: E402
     save_pretrained,
 )
 from studentbert.data import train_wordpiece  # noqa: E402
-from studentbert.data.corpus import generate_sentiment  # noqa: E402
+from studentbert.data.sentiment import generate_sentiment  # noqa: E402
 from studentbert.export import (  # noqa: E402
     FP32_FILE,
     INT8_FILE,

@@ -11,10 +11,11 @@ import torch
 import transformers
 
 import studentbert as sb
+from studentbert.artifacts import corpus, tokenizer_for
 from studentbert.cli import main
 from studentbert.data import MLMCollator, build_pretraining_examples
-from studentbert.pipeline import corpus, tokenizer_for
-from studentbert.pretrain import evaluate_pretraining, pretraining_loss, topic_rule_baseline
+from studentbert.evaluation import evaluate_pretraining, topic_rule_baseline
+from studentbert.pretrain import pretraining_loss
 
 
 def small_profile() -> sb.Profile:
@@ -35,9 +36,9 @@ def pretrained(tmp_path_factory):
         from studentbert.pretrain import pretrain
 
         profile = small_profile()
-        out = pretrain(profile, home / "run")
         tok = tokenizer_for(profile)
-        _, heldout_docs = corpus(profile)
+        documents, heldout_docs = corpus(profile)
+        out = pretrain(profile, home / "run", documents=documents, heldout=heldout_docs, tokenizer=tok)
     return profile, out, tok, heldout_docs
 
 

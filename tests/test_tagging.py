@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from studentbert.data import tagging_dataset, train_wordpiece
-from studentbert.data.corpus import FEMALE_NAMES, MALE_NAMES, TOWNS
+from studentbert.data.lexicon import FEMALE_NAMES, MALE_NAMES, TOWNS
 from studentbert.data.tagging import (
     IGNORE_INDEX,
     ORG_NOUNS,

@@ -21,8 +21,9 @@ import torch
 import transformers
 
 import studentbert as sb
-from studentbert.distill import load_teacher, make_student
+from studentbert.hf import load_teacher
 from studentbert.standins import TOKENIZER_FILES, bert_vocabulary_dir
+from studentbert.student_init import make_student
 
 CLASSES = {"pretraining": transformers.BertForPreTraining, "masked-lm": transformers.BertForMaskedLM,
            "encoder": transformers.BertModel}

@@ -1,8 +1,17 @@
 """studentbert: train a student BERT by distillation, from first principles.
 
-The package behind the book: models with Hugging Face parity (:mod:`.bert`, :mod:`.distilbert`),
-attention (:mod:`.attention`), student initialisation (:mod:`.student_init`), conversion and saving
-(:mod:`.hf`), data, losses and training loops.
+The package behind the book, one concept a module, in layers (each imports only from the layers before it;
+``tests/test_layers.py`` checks it):
+
+* core: :mod:`.config`, :mod:`.attention`, :mod:`.encoder`, :mod:`.bert`, :mod:`.distilbert` (models with
+  Hugging Face parity), :mod:`.losses`, :mod:`.optim`, :mod:`.checkpoint`, :mod:`.stopping`, :mod:`.training`
+  (the one training loop), :mod:`.profiles`, :mod:`.flops`, :mod:`.gpus`, :mod:`.hardware`, :mod:`.report`;
+* interop: :mod:`.convert`, :mod:`.hf` (model directories), :mod:`.student_init`, :mod:`.hf_trainer`;
+* data: :mod:`.data` (lexicon, corpus, sentiment, tagging, text, tokenizer, pretraining, segments);
+* measurement: :mod:`.evaluation`, :mod:`.speed`;
+* stages, each taking its inputs: :mod:`.pretrain`, :mod:`.distill`, :mod:`.finetune`;
+* :mod:`.experiments` (compare, ablation); :mod:`.artifacts` (the chapters' cache); :mod:`.standins`,
+  :mod:`.export`; :mod:`.cli`.
 """
 
 from .attention import MultiHeadAttention, attention_math, padding_mask
@@ -14,6 +23,7 @@ from .bert import (
     PreTrainingOutput,
 )
 from .config import BertConfig, ConfigError, DistilBertConfig, EncoderConfig
+from .convert import CheckpointMismatchError, from_transformers, to_transformers
 from .distilbert import (
     DistilBertForMaskedLM,
     DistilBertForSequenceClassification,
@@ -21,13 +31,7 @@ from .distilbert import (
     MaskedLMOutput,
 )
 from .encoder import count_parameters
-from .hf import (
-    CheckpointMismatchError,
-    from_transformers,
-    load_pretrained,
-    save_pretrained,
-    to_transformers,
-)
+from .hf import load_pretrained, save_pretrained
 from .losses import (
     DistillationLoss,
     DistillationLossOutput,

@@ -30,29 +30,27 @@ EXAMPLES = """examples:
 exit status: 0 done, 1 the run diverged, 2 a user error (one line on stderr; --debug for the traceback)"""
 
 
-def _train_overrides(parser: argparse.ArgumentParser, ours: bool = True) -> None:
-    """The profile's TrainConfig, overridable; ``ours``: the options of studentbert's own training loop."""
+def _train_overrides(parser: argparse.ArgumentParser) -> None:
+    """The profile's TrainConfig, overridable, and how to resume."""
     g = parser.add_argument_group("training overrides (default None: the profile's)")
     g.add_argument("--max-steps", type=int)
     g.add_argument("--batch-size", type=int, help="global batch size: all processes and micro-batches together")
     g.add_argument("--learning-rate", type=float)
     g.add_argument("--seed", type=int)
     g.add_argument("--save-every", type=int, help="steps between checkpoints (0: only at the end)")
-    g.add_argument("--mixed-precision", choices=["auto", "bf16", "fp16", "no"] if ours else ["auto", "bf16", "no"],
-                   help="auto: bf16 on a GPU, none on a CPU" + ("; fp16 (loss scaling) needs a CUDA GPU" if ours else ""))
+    g.add_argument("--mixed-precision", choices=["auto", "bf16", "fp16", "no"],
+                   help="auto: bf16 on a GPU, none on a CPU; fp16 (loss scaling) needs a CUDA GPU")
     g.add_argument("--compile", action="store_true", default=None, help="torch.compile the model")
-    if ours:
-        g.add_argument("--gradient-accumulation-steps", type=int,
-                       help="micro-batches per optimizer step (the batch size stays the global one)")
+    g.add_argument("--gradient-accumulation-steps", type=int,
+                   help="micro-batches per optimizer step (the batch size stays the global one)")
     r = parser.add_argument_group("resuming")
     how = r.add_mutually_exclusive_group()
     how.add_argument("--no-resume", action="store_true", help="refuse to continue an existing checkpoint")
-    if ours:
-        how.add_argument("--restart", action="store_true",
-                         help="start over: move checkpoint.pt and metrics.jsonl aside to *.old")
-        r.add_argument("--override-on-resume", nargs="+", default=[], choices=["learning_rate", "max_steps"],
-                       metavar="KEY", help="let this resume change these settings (learning_rate, max_steps: "
-                                           "extend only); recorded in the checkpoint's history and metrics.jsonl")
+    how.add_argument("--restart", action="store_true",
+                     help="start over: move checkpoint.pt and metrics.jsonl aside to *.old")
+    r.add_argument("--override-on-resume", nargs="+", default=[], choices=["learning_rate", "max_steps"],
+                   metavar="KEY", help="let this resume change these settings (learning_rate, max_steps: "
+                                       "extend only); recorded in the checkpoint's history and metrics.jsonl")
 
 
 def _with_overrides(profile: Profile, section: str, args: argparse.Namespace) -> Profile:
@@ -99,7 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _downstream_parsers(sub) -> None:
-    """The subcommands of :mod:`studentbert.downstream`: finetune, compare, ablation."""
+    """The subcommands of :mod:`studentbert.finetune` and :mod:`studentbert.experiments`."""
     f = _sub(sub, "finetune", "fine-tune a teacher or student on the profile's task (optionally with "
                               "task-specific distillation from a fine-tuned teacher)")
     f.add_argument("--model", type=Path, required=True, help="Hugging Face directory of a BERT or DistilBERT")
@@ -107,7 +105,7 @@ def _downstream_parsers(sub) -> None:
     f.add_argument("--teacher", type=Path, help="fine-tuned teacher classifier: task-specific distillation")
     f.add_argument("--alpha", type=float, default=0.5, help="weight of the hard loss (task distillation)")
     f.add_argument("--temperature", type=float, default=2.0, help="temperature (task distillation)")
-    _train_overrides(f, ours=False)
+    _train_overrides(f)
 
     c = _sub(sub, "compare", "teacher vs distilled student vs student without distillation")
     c.add_argument("--teacher", type=Path, required=True, help="pretrained teacher (BertForPreTraining directory)")
@@ -120,22 +118,20 @@ def _downstream_parsers(sub) -> None:
     a.add_argument("--steps", type=int, help="distillation steps per row (default: the profile's)")
 
 
-def _run_downstream(args: argparse.Namespace, profile: Profile) -> int:
-    from . import downstream
+def _run_downstream(args: argparse.Namespace, profile: Profile, resume: bool | str) -> int:
+    from .data import task_datasets
+    from .experiments import ablation, compare
+    from .finetune import finetune
 
     if args.command == "finetune":
-        if args.no_resume and any(args.output_dir.glob("checkpoint-*")):
-            raise FileExistsError(f"{args.output_dir} holds a checkpoint and --no-resume was given: choose another "
-                                  f"--output-dir.")
         profile = _with_overrides(profile, "finetune", args)
-        train, test = downstream.task_datasets(profile)
-        out = downstream.finetune(args.model, train, test, args.output_dir, profile.finetune,
-                                  profile.task.max_length, teacher_dir=args.teacher, alpha=args.alpha,
-                                  temperature=args.temperature)
+        train, test = task_datasets(profile)
+        out = finetune(args.model, train, test, args.output_dir, profile.finetune, profile.task.max_length,
+                       teacher_dir=args.teacher, alpha=args.alpha, temperature=args.temperature, resume=resume)
     elif args.command == "compare":
-        out = downstream.compare(profile, args.teacher, args.student, args.output_dir)
+        out = compare(profile, args.teacher, args.student, args.output_dir)
     else:
-        out = downstream.ablation(profile, args.teacher, args.output_dir, steps=args.steps)
+        out = ablation(profile, args.teacher, args.output_dir, steps=args.steps)
     print(json.dumps(out, indent=2, default=str))
     print(f"saved in: {args.output_dir}")
     return 0
@@ -155,20 +151,25 @@ def check_output_dir(path: Path) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from .checkpoint import RESULTS, allow_resume_changes
     from .hf import model_source
-    from .training import allow_resume_changes
 
     profile = get_profile(args.profile)
     if hasattr(args, "output_dir"):
         check_output_dir(args.output_dir)
-    if args.command in ("finetune", "compare", "ablation"):
-        return _run_downstream(args, profile)
-    resume = "restart" if args.restart else not args.no_resume
-    with allow_resume_changes(args.override_on_resume):
+    resume = "restart" if getattr(args, "restart", False) else not getattr(args, "no_resume", False)
+    with allow_resume_changes(getattr(args, "override_on_resume", [])):
+        if args.command in ("finetune", "compare", "ablation"):
+            return _run_downstream(args, profile, resume)
+        from .artifacts import corpus, tokenizer_for
+
         if args.command == "pretrain":
             from .pretrain import pretrain
 
-            out = pretrain(_with_overrides(profile, "pretrain", args), args.output_dir, resume=resume)
+            profile = _with_overrides(profile, "pretrain", args)
+            documents, heldout = corpus(profile)
+            out = pretrain(profile, args.output_dir, documents=documents, heldout=heldout,
+                           tokenizer=tokenizer_for(profile), resume=resume)
         else:
             from .distill import distill
             from .losses import DistillationLossWeights
@@ -178,9 +179,10 @@ def _run(args: argparse.Namespace) -> int:
             if args.student_layers is not None:
                 profile = profile.replace(student_layers=args.student_layers)
             weights = DistillationLossWeights(args.alpha_ce, args.alpha_mlm, args.alpha_cos, args.temperature)
-            out = distill(profile, teacher, args.output_dir, weights, init=args.init,
-                          restrict_ce_to_mask=args.restrict_ce_to_mask, resume=resume)
-    results = out.parent / "results.json"
+            documents, heldout = corpus(profile)
+            out = distill(profile, teacher, args.output_dir, documents=documents, heldout=heldout, weights=weights,
+                          init=args.init, restrict_ce_to_mask=args.restrict_ce_to_mask, resume=resume)
+    results = out.parent / RESULTS
     if results.is_file():
         print(json.dumps(json.loads(results.read_text()), indent=2))
     print(f"saved: {out}")

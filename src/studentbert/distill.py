@@ -1,4 +1,5 @@
-"""Task-agnostic distillation of a pretrained teacher into a DistilBERT student (Sanh et al., 2019).
+"""The distillation stage: task-agnostic distillation of a pretrained teacher into a DistilBERT student
+(Sanh et al., 2019), on the documents it is given.
 
 One step:
 
@@ -17,49 +18,22 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from .bert import BertForMaskedLM, BertForPreTraining, BertModel
-from .config import DistilBertConfig
+from .bert import BertModel
+from .checkpoint import RESULTS
 from .data import MLMCollator
 from .data.segments import build_segment_examples
-from .distilbert import DistilBertForMaskedLM
-from .hf import load_pretrained, model_source, save_pretrained
+from .evaluation import evaluate_mlm
+from .hf import Teacher, load_teacher, model_source, save_pretrained
 from .losses import DistillationLoss, DistillationLossWeights
-from .pretrain import evaluate_mlm
 from .profiles import Profile
-from .student_init import check_compatible, init_student_from_teacher
+from .student_init import check_compatible, make_student
 from .training import Trainer
-
-Teacher = BertForPreTraining | BertForMaskedLM | BertModel
-
-
-def load_teacher(directory: str | Path, need_mlm_head: bool = True) -> Teacher:
-    """Load a BERT teacher from a directory or hub id, as the hub ships it.
-
-    * ``BertForPreTraining`` (``studentbert pretrain``'s output) and ``BertForMaskedLM`` (``bert-base-uncased``,
-      ``run_mlm.py``'s output) are loaded with their MLM head; the NSP head, if any, is not needed.
-    * A bare ``BertModel`` (an encoder with no MLM head, such as a sentence-embedding model) has no MLM logits,
-      so it can only teach through the hidden states: with ``need_mlm_head`` (the soft-target loss ``L_ce`` is
-      on) it is refused with a message that says what to pass instead; without, it is returned and the
-      distillation runs ``L_mlm + L_cos``.
-    """
-    model = load_pretrained(directory)
-    if isinstance(model, BertForPreTraining | BertForMaskedLM):
-        return model
-    if isinstance(model, BertModel):
-        if need_mlm_head:
-            raise ValueError(
-                f"{directory} holds a BertModel without an MLM head, so it has no soft targets for L_ce: pass "
-                f"--alpha-ce 0 to distil with L_mlm + L_cos only, or a BertForMaskedLM or BertForPreTraining "
-                f"checkpoint.")
-        return model
-    raise ValueError(
-        f"{directory} holds a {type(model).__name__}, not a BERT teacher: pass a BertForPreTraining (written by "
-        f"`studentbert pretrain`), a BertForMaskedLM such as bert-base-uncased, or a BertModel with --alpha-ce 0.")
 
 
 def teacher_forward(teacher: Teacher, input_ids: torch.Tensor, attention_mask: torch.Tensor,
@@ -70,19 +44,6 @@ def teacher_forward(teacher: Teacher, input_ids: torch.Tensor, attention_mask: t
         return None, out.last_hidden_state
     out = teacher(input_ids, attention_mask, mlm_positions=mlm_positions)
     return out.mlm_logits, out.encoder.last_hidden_state
-
-
-def make_student(teacher: Teacher, num_layers: int, init: str = "teacher",
-                 layers: list[int] | None = None, seed: int = 0) -> DistilBertForMaskedLM:
-    """A DistilBERT student of ``num_layers`` with the teacher's width; ``init="teacher"`` copies teacher layers
-    (:func:`init_student_from_teacher`), ``init="random"`` keeps BERT's random initialisation."""
-    if init not in ("teacher", "random"):
-        raise ValueError(f"init must be 'teacher' or 'random', got {init!r}.")
-    torch.manual_seed(seed)
-    student = DistilBertForMaskedLM(DistilBertConfig.from_teacher(teacher.config, num_layers=num_layers))
-    if init == "teacher":
-        init_student_from_teacher(teacher, student, layers)
-    return student
 
 
 class DistillationStep:
@@ -130,20 +91,26 @@ def distill(
     profile: Profile,
     teacher_dir: str | Path,
     output_dir: str | Path,
+    *,
+    documents: Sequence[Sequence[str]],
+    heldout: Sequence[Sequence[str]],
     weights: DistillationLossWeights | None = None,
     init: str = "teacher",
     restrict_ce_to_mask: bool = False,
-    resume: bool = True,
+    resume: bool | str = True,
     stop_after: int | None = None,
 ) -> Path:
-    """Distil the teacher in ``teacher_dir`` into a student of ``profile.student_layers`` layers.
+    """Distil the teacher in ``teacher_dir`` into a student of ``profile.student_layers`` layers, on ``documents``.
+
+    ``documents`` and ``heldout``: lists of documents, each a list of sentences (the profile's corpus,
+    :func:`studentbert.data.profile_corpus`), cut into single segments with the teacher's tokenizer. The
+    settings are ``profile.distill``, ``profile.student_layers`` and ``profile.data``. ``resume`` and
+    ``stop_after`` are those of :meth:`studentbert.training.Trainer.train`.
 
     Writes ``checkpoint.pt``, ``metrics.jsonl``, ``results.json`` and ``model/`` (a ``DistilBertForMaskedLM``
     directory with the tokenizer, which ``AutoModelForMaskedLM`` loads) into ``output_dir``; returns ``model/``.
     """
     from transformers import AutoTokenizer
-
-    from .pipeline import corpus
 
     output_dir = Path(output_dir)
     weights = weights or DistillationLossWeights()
@@ -156,14 +123,13 @@ def distill(
             f"{teacher.config.vocab_size}: the student must share the teacher's tokenizer.")
     student = make_student(teacher, profile.student_layers, init, seed=profile.distill.seed)
     check_compatible(teacher.config, student.config)
-    train_docs, heldout_docs = corpus(profile)
     d = profile.data
-    train = build_segment_examples(train_docs, tokenizer, max_length=d.max_length)
-    heldout = build_segment_examples(heldout_docs, tokenizer, max_length=d.max_length)
+    train = build_segment_examples(documents, tokenizer, max_length=d.max_length)
+    heldout_examples = build_segment_examples(heldout, tokenizer, max_length=d.max_length)
     step = DistillationStep(teacher, DistillationLoss.from_weights(weights), restrict_ce_to_mask)
     collate = MLMCollator(tokenizer, seed=profile.distill.seed, return_token_type_ids=False)
     trainer = Trainer(student, step, train, collate, profile.distill, output_dir,
-                      evaluate=lambda m: evaluate_mlm(m, heldout, tokenizer),
+                      evaluate=lambda m: evaluate_mlm(m, heldout_examples, tokenizer),
                       description=f"distillation ({profile.name})",
                       settings={  # everything besides profile.distill that changes the result: a resume compares it
                           "teacher": str(Path(teacher_dir).resolve()) if Path(teacher_dir).is_dir() else str(teacher_dir),
@@ -178,7 +144,7 @@ def distill(
     if trainer.is_main:
         results = {
             **{f"heldout_student_{k}": v for k, v in final.items()},
-            **({f"heldout_teacher_{k}": v for k, v in evaluate_mlm(teacher, heldout, tokenizer).items()}
+            **({f"heldout_teacher_{k}": v for k, v in evaluate_mlm(teacher, heldout_examples, tokenizer).items()}
                if not isinstance(teacher, BertModel) else {}),  # a bare encoder has no MLM head to evaluate
             "teacher": str(teacher_dir), "teacher_class": type(teacher).__name__,
             "weights": weights.__dict__, "init": init, "restrict_ce_to_mask": restrict_ce_to_mask,
@@ -186,6 +152,6 @@ def distill(
             "seconds": time.perf_counter() - t0, "device": str(trainer.accelerator.device),
         }
         save_pretrained(student, output_dir / "model", tokenizer)
-        (output_dir / "results.json").write_text(json.dumps(results, indent=2))
+        (output_dir / RESULTS).write_text(json.dumps(results, indent=2))
     trainer.accelerator.wait_for_everyone()
     return output_dir / "model"

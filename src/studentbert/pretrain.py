@@ -1,4 +1,5 @@
-"""Pretraining the teacher: masked language modelling + next-sentence prediction (Devlin et al., 2019).
+"""The pretraining stage: a BERT teacher trained with masked language modelling + next-sentence prediction
+(Devlin et al., 2019) on the documents it is given.
 
 The loss of one batch is
 
@@ -14,15 +15,16 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
-from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
 from .bert import BertForPreTraining
-from .data import IS_NEXT, MLMCollator, build_pretraining_examples, guess_topic, split_pair
+from .checkpoint import RESULTS
+from .data import MLMCollator, build_pretraining_examples
+from .evaluation import evaluate_pretraining, unigram_baseline
 from .hf import save_pretrained
 from .profiles import Profile
 from .training import Trainer
@@ -37,87 +39,24 @@ def pretraining_loss(model, batch: dict[str, torch.Tensor]) -> tuple[torch.Tenso
     return mlm + nsp, {"mlm_loss": mlm.item(), "nsp_loss": nsp.item()}
 
 
-@torch.no_grad()
-def evaluate_mlm(model, examples, tokenizer, batch_size: int = 64, seed: int = 1234,
-                 segments: bool = False) -> dict[str, float]:
-    """Masked-token loss and accuracy on held-out examples, with fixed masks (teacher or student).
-
-    The masking uses its own seeded generator, so every evaluation of every model sees the same masks.
-    With ``segments`` (sentence pairs, a model with token types and an NSP head) it also measures NSP accuracy.
-    """
-    collate = MLMCollator(tokenizer, seed=seed, return_token_type_ids=segments)
-    device = next(model.parameters()).device
-    was_training = model.training
-    model.eval()
-    n_tok = n_correct = n_pairs = nsp_correct = 0
-    loss_sum = 0.0
-    for s in range(0, len(examples), batch_size):
-        batch = collate([examples[i] for i in range(s, min(s + batch_size, len(examples)))])
-        batch = {k: v.to(device) for k, v in batch.items()}
-        positions = batch["labels"] != -100
-        token_types = (batch["token_type_ids"],) if segments else ()
-        out = model(batch["input_ids"], batch["attention_mask"], *token_types, mlm_positions=positions)
-        logits, target = out.mlm_logits.float(), batch["labels"][positions]
-        loss_sum += F.cross_entropy(logits, target, reduction="sum").item()
-        n_correct += (logits.argmax(-1) == target).sum().item()
-        n_tok += target.numel()
-        if segments:
-            nsp_correct += (out.nsp_logits.argmax(-1) == batch["next_sentence_label"]).sum().item()
-            n_pairs += batch["next_sentence_label"].numel()
-    model.train(was_training)
-    metrics = {"mlm_loss": loss_sum / n_tok, "mlm_accuracy": n_correct / n_tok}
-    if segments:
-        metrics["nsp_accuracy"] = nsp_correct / n_pairs
-    return metrics
-
-
-def evaluate_pretraining(model: BertForPreTraining, examples, tokenizer, batch_size: int = 64,
-                         seed: int = 1234) -> dict[str, float]:
-    """MLM loss and accuracy (at masked positions) and NSP accuracy on held-out sentence pairs."""
-    return evaluate_mlm(model, examples, tokenizer, batch_size, seed, segments=True)
-
-
-def unigram_baseline(train_examples, heldout_examples, tokenizer, seed: int = 1234) -> float:
-    """MLM accuracy of always guessing the most frequent (non-special) training token, at the same masks."""
-    special = set(tokenizer.all_special_ids)
-    counts = Counter(t for ex in train_examples for t in ex["input_ids"] if t not in special)
-    most_common = counts.most_common(1)[0][0]
-    collate = MLMCollator(tokenizer, seed=seed)
-    hits = total = 0
-    for s in range(0, len(heldout_examples), 64):
-        batch = collate([heldout_examples[i] for i in range(s, min(s + 64, len(heldout_examples)))])
-        target = batch["labels"][batch["labels"] != -100]
-        hits += (target == most_common).sum().item()
-        total += target.numel()
-    return hits / total
-
-
-def topic_rule_baseline(heldout_examples, tokenizer) -> float:
-    """NSP accuracy of a rule that reads only the words: IsNext when :func:`~studentbert.data.guess_topic` gives
-    segments A and B the same topic. Meaningful on the generated corpus (its topics), not on real text."""
-    hits = 0
-    for ex in heldout_examples:
-        a, b = (tokenizer.decode(ids) for ids in split_pair(ex["input_ids"], ex["token_type_ids"]))
-        same_topic = guess_topic(a) is not None and guess_topic(a) == guess_topic(b)
-        hits += same_topic == (ex["next_sentence_label"] == IS_NEXT)
-    return hits / len(heldout_examples)
-
-
-def pretrain(profile: Profile, output_dir: str | Path, resume: bool | str = True, stop_after: int | None = None,
+def pretrain(profile: Profile, output_dir: str | Path, *, documents: Sequence[Sequence[str]],
+             heldout: Sequence[Sequence[str]], tokenizer, resume: bool | str = True, stop_after: int | None = None,
              allow_changes: Iterable[str] | None = None) -> Path:
-    """Pretrain a teacher on ``profile``'s corpus; returns the Hugging Face directory of the result.
+    """Pretrain a teacher on ``documents``; returns the Hugging Face directory of the result.
+
+    ``documents`` and ``heldout`` are lists of documents, each a list of sentences (the profile's corpus:
+    :func:`studentbert.data.profile_corpus`); ``tokenizer`` is a BERT WordPiece tokenizer (trained on them, or
+    pretrained). The model and optimisation settings are ``profile.teacher``, ``profile.data.max_length``,
+    ``profile.data.seed`` and ``profile.pretrain``.
 
     Writes into ``output_dir``: ``checkpoint.pt`` (as it goes; a rerun resumes from it), ``metrics.jsonl``,
     ``results.json`` (final held-out metrics, baselines, time) and ``model/`` (``AutoModelForPreTraining``
     loads it; the tokenizer is saved beside the weights). ``resume`` and ``allow_changes`` are those of
     :meth:`studentbert.training.Trainer.train`: a resume with another data or model setting is refused.
     """
-    from .pipeline import corpus, tokenizer_for
-
     output_dir = Path(output_dir)
     d = profile.data
-    train_docs, heldout_docs = corpus(profile)
-    tokenizer = tokenizer_for(profile)
+    train_docs, heldout_docs = list(documents), list(heldout)
     t0 = time.perf_counter()
     train = build_pretraining_examples(train_docs, tokenizer, max_length=d.max_length, seed=d.seed)
     heldout = build_pretraining_examples(heldout_docs, tokenizer, max_length=d.max_length, seed=d.seed + 1)
@@ -143,6 +82,6 @@ def pretrain(profile: Profile, output_dir: str | Path, resume: bool | str = True
             "device": str(trainer.accelerator.device), "profile": profile.name,
         }
         save_pretrained(model, output_dir / "model", tokenizer)
-        (output_dir / "results.json").write_text(json.dumps(results, indent=2))
+        (output_dir / RESULTS).write_text(json.dumps(results, indent=2))
     trainer.accelerator.wait_for_everyone()
     return output_dir / "model"

@@ -112,7 +112,7 @@ def sst2_dir(directory: str | Path, num_train: int = 256, num_validation: int = 
     """GLUE SST-2's schema (``sentence``, ``label``, ``idx``) in ``train.parquet`` and ``validation.parquet``."""
     import datasets
 
-    from .data.corpus import generate_sentiment
+    from .data.sentiment import generate_sentiment
 
     directory = Path(directory)
     if _done(directory):

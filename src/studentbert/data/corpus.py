@@ -1,4 +1,4 @@
-"""A generated English-like corpus, and a labelled sentiment task written in the same words.
+"""The generated English-like corpus (its grammar, topics and topic guessing), and the profile's corpus.
 
 What it is: documents of 4-12 sentences produced by a small grammar from a fixed lexicon of about 1,100 word
 types, deterministic from a seed, offline and of any size (100,000 sentences take a few seconds). It is not
@@ -26,334 +26,48 @@ to learn, and so that the chapters can show it being learned.
   second segment therefore almost always comes from another topic (11 chances in 12), talks about other
   people and shares few words with the first.
 
-* **A sentence-level task for the later chapters** (:func:`generate_sentiment`): reviews whose polarity
-  depends on negation and on contrast (``The soup was not bad.``; ``Although the film was good, the ending
-  was terrible.``). The label is fully determined by the sentence (:func:`sentiment_rule` recovers it), but
-  not by its bag of words (:func:`bag_of_words_baseline`). The corpus contains review sentences of the
-  same grammar, so a tokenizer trained on the corpus knows every word of the task.
+* **A sentence-level task for the later chapters** lives in :mod:`.sentiment`; the corpus contains review
+  sentences of its grammar, so a tokenizer trained on the corpus knows every word of the task.
+
+The words come from :mod:`.lexicon`. :func:`profile_corpus` gives a profile's training and held-out documents
+(this grammar's, or real text from :mod:`.text`).
 """
 
 from __future__ import annotations
 
+import functools
 import random
-import re
 from collections.abc import Sequence
-from dataclasses import dataclass
 
-# --------------------------------------------------------------------------------------------------
-# Lexicon
-# --------------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Topic:
-    """The vocabulary of one topic.
-
-    Attributes:
-        name: the topic's name (``"animals"``, ``"cooking"``, ...).
-        roles: jobs a character of this topic has (``farmer``).
-        agents: ``(singular, plural)`` nouns that do things (``("dog", "dogs")``).
-        verbs: intransitive verbs of the agents, ``(3rd-person singular, plural, past)``.
-        places: ``(singular, plural)`` nouns of places (``("barn", "barns")``).
-        actions: transitive verbs of the characters, ``(3rd-person singular, plural, past)``.
-        objects: ``(singular, plural)`` nouns the characters act on.
-        qualities: adjectives that fit the objects.
-        adjectives: adjectives that fit the agents.
-        items: singular nouns that get reviewed (``soup``, ``concert``).
-    """
-
-    name: str
-    roles: tuple[str, ...]
-    agents: tuple[tuple[str, str], ...]
-    verbs: tuple[tuple[str, str, str], ...]
-    places: tuple[tuple[str, str], ...]
-    actions: tuple[tuple[str, str, str], ...]
-    objects: tuple[tuple[str, str], ...]
-    qualities: tuple[str, ...]
-    adjectives: tuple[str, ...]
-    items: tuple[str, ...]
-
-
-def _pairs(spec: str) -> tuple[tuple[str, ...], ...]:
-    return tuple(tuple(w.split("/")) for w in spec.split())
-
-
-def _topic(name, roles, agents, verbs, places, actions, objects, qualities, adjectives, items) -> Topic:
-    return Topic(name, tuple(roles.split()), _pairs(agents), _pairs(verbs), _pairs(places), _pairs(actions),
-                 _pairs(objects), tuple(qualities.split()), tuple(adjectives.split()), tuple(items.split(",")))
-
-
-TOPICS: tuple[Topic, ...] = (
-    _topic("animals", "farmer vet shepherd",
-           "dog/dogs cat/cats horse/horses cow/cows goat/goats hen/hens duck/ducks owl/owls fox/foxes "
-           "goose/geese mouse/mice lamb/lambs rabbit/rabbits",
-           "runs/run/ran sleeps/sleep/slept eats/eat/ate waits/wait/waited hides/hide/hid rests/rest/rested "
-           "wanders/wander/wandered",
-           "barn/barns field/fields pond/ponds fence/fences stable/stables meadow/meadows orchard/orchards",
-           "feeds/feed/fed brushes/brush/brushed counts/count/counted walks/walk/walked "
-           "washes/wash/washed calls/call/called",
-           "dog/dogs horse/horses goat/goats lamb/lambs rabbit/rabbits bucket/buckets saddle/saddles "
-           "egg/eggs",
-           "small big brown old heavy clean dirty",
-           "hungry sleepy wild young angry lazy gentle noisy",
-           "farm,milk,wool,horse show,petting zoo"),
-    _topic("cooking", "cook baker chef",
-           "pot/pots pan/pans kettle/kettles oven/ovens sauce/sauces pie/pies loaf/loaves",
-           "cools/cool/cooled burns/burn/burned steams/steam/steamed bubbles/bubble/bubbled "
-           "simmers/simmer/simmered smokes/smoke/smoked",
-           "stove/stoves table/tables shelf/shelves sink/sinks window/windows cupboard/cupboards "
-           "kitchen/kitchens",
-           "cooks/cook/cooked washes/wash/washed peels/peel/peeled fries/fry/fried bakes/bake/baked "
-           "stirs/stir/stirred",
-           "egg/eggs onion/onions potato/potatoes tomato/tomatoes apple/apples cake/cakes carrot/carrots "
-           "pancake/pancakes",
-           "fresh ripe small big sweet raw burnt",
-           "hot warm empty clean heavy salty",
-           "soup,bread,stew,pie,salad,sauce,dinner,breakfast"),
-    _topic("sport", "runner coach player swimmer",
-           "player/players runner/runners team/teams fan/fans referee/referees athlete/athletes "
-           "umpire/umpires",
-           "trains/train/trained cheers/cheer/cheered jumps/jump/jumped stretches/stretch/stretched "
-           "sprints/sprint/sprinted waits/wait/waited",
-           "track/tracks stadium/stadiums pool/pools gym/gyms court/courts gate/gates bench/benches",
-           "kicks/kick/kicked throws/throw/threw catches/catch/caught wins/win/won loses/lose/lost "
-           "carries/carry/carried",
-           "ball/balls racket/rackets medal/medals cup/cups whistle/whistles helmet/helmets shoe/shoes "
-           "trophy/trophies",
-           "new old heavy golden shiny muddy",
-           "fast strong tired proud quick fit eager young",
-           "match,race,game,training,final,stadium"),
-    _topic("weather", "meteorologist forecaster photographer",
-           "cloud/clouds storm/storms wind/winds raindrop/raindrops snowflake/snowflakes "
-           "thunderstorm/thunderstorms",
-           "moves/move/moved falls/fall/fell rolls/roll/rolled gathers/gather/gathered "
-           "howls/howl/howled clears/clear/cleared",
-           "hill/hills valley/valleys mountain/mountains roof/roofs tower/towers village/villages",
-           "measures/measure/measured records/record/recorded photographs/photograph/photographed "
-           "predicts/predict/predicted checks/check/checked studies/study/studied",
-           "thermometer/thermometers umbrella/umbrellas barometer/barometers raincoat/raincoats "
-           "kite/kites weathervane/weathervanes",
-           "new old broken wet heavy useful",
-           "cold icy grey dark wet strong sudden",
-           "weather,forecast,summer,winter,spring,autumn"),
-    _topic("travel", "traveller guide pilot driver",
-           "bus/buses plane/planes tourist/tourists ferry/ferries taxi/taxis traveller/travellers "
-           "passenger/passengers",
-           "departs/depart/departed arrives/arrive/arrived stops/stop/stopped turns/turn/turned "
-           "returns/return/returned waits/wait/waited",
-           "station/stations airport/airports bridge/bridges hotel/hotels border/borders road/roads "
-           "square/squares",
-           "packs/pack/packed carries/carry/carried books/book/booked visits/visit/visited "
-           "reaches/reach/reached misses/miss/missed",
-           "suitcase/suitcases ticket/tickets map/maps passport/passports bag/bags postcard/postcards "
-           "guidebook/guidebooks",
-           "heavy cheap expensive old new small",
-           "late early crowded full tired slow foreign",
-           "hotel,trip,flight,journey,tour,museum"),
-    _topic("music", "musician singer drummer pianist violinist",
-           "singer/singers drummer/drummers choir/choirs band/bands orchestra/orchestras "
-           "guitarist/guitarists pianist/pianists",
-           "sings/sing/sang plays/play/played practises/practise/practised performs/perform/performed "
-           "rehearses/rehearse/rehearsed waits/wait/waited",
-           "stage/stages hall/halls studio/studios theatre/theatres church/churches club/clubs",
-           "tunes/tune/tuned writes/write/wrote hums/hum/hummed learns/learn/learned "
-           "practises/practise/practised plays/play/played",
-           "piano/pianos guitar/guitars violin/violins drum/drums song/songs melody/melodies "
-           "trumpet/trumpets instrument/instruments organ/organs",
-           "old new loud soft cheap expensive",
-           "loud lively quiet famous young talented",
-           "concert,album,song,show,performance,opera"),
-    _topic("garden", "gardener florist botanist",
-           "flower/flowers tree/trees bee/bees bird/birds butterfly/butterflies worm/worms snail/snails "
-           "weed/weeds",
-           "grows/grow/grew blooms/bloom/bloomed sways/sway/swayed climbs/climb/climbed "
-           "spreads/spread/spread wilts/wilt/wilted",
-           "wall/walls path/paths greenhouse/greenhouses hedge/hedges lawn/lawns shed/sheds",
-           "waters/water/watered plants/plant/planted digs/dig/dug prunes/prune/pruned picks/pick/picked "
-           "trims/trim/trimmed",
-           "rose/roses tulip/tulips bush/bushes bean/beans seed/seeds herb/herbs pumpkin/pumpkins "
-           "orchid/orchids",
-           "green yellow purple pale ripe tiny",
-           "green tall yellow thick tiny busy",
-           "garden,harvest,greenhouse,soil,fruit"),
-    _topic("sea", "sailor captain diver fisher",
-           "boat/boats ship/ships wave/waves seagull/seagulls whale/whales dolphin/dolphins crab/crabs "
-           "yacht/yachts",
-           "floats/float/floated sails/sail/sailed drifts/drift/drifted dives/dive/dived "
-           "swims/swim/swam splashes/splash/splashed",
-           "harbour/harbours pier/piers beach/beaches lighthouse/lighthouses cliff/cliffs dock/docks",
-           "ties/tie/tied repairs/repair/repaired steers/steer/steered cleans/clean/cleaned "
-           "loads/load/loaded rows/row/rowed",
-           "net/nets rope/ropes anchor/anchors oar/oars lobster/lobsters buoy/buoys mast/masts",
-           "wet heavy rusty wooden old long",
-           "calm rough big blue fast white",
-           "cruise,voyage,beach,view,seafood"),
-    _topic("school", "teacher student pupil librarian professor",
-           "pupil/pupils student/students teacher/teachers child/children class/classes "
-           "librarian/librarians",
-           "reads/read/read listens/listen/listened studies/study/studied laughs/laugh/laughed "
-           "whispers/whisper/whispered sits/sit/sat",
-           "classroom/classrooms library/libraries desk/desks blackboard/blackboards "
-           "corridor/corridors playground/playgrounds",
-           "marks/mark/marked explains/explain/explained copies/copy/copied opens/open/opened "
-           "solves/solve/solved grades/grade/graded",
-           "book/books lesson/lessons exam/exams essay/essays notebook/notebooks pencil/pencils "
-           "problem/problems question/questions poem/poems",
-           "difficult easy short long new old",
-           "clever curious patient strict careful quiet",
-           "lesson,exam,lecture,homework,book,class"),
-    _topic("film", "director actor critic editor",
-           "actor/actors camera/cameras audience/audiences critic/critics usher/ushers hero/heroes "
-           "villain/villains",
-           "smiles/smile/smiled cries/cry/cried speaks/speak/spoke enters/enter/entered "
-           "waits/wait/waited bows/bow/bowed",
-           "screen/screens cinema/cinemas seat/seats poster/posters curtain/curtains balcony/balconies",
-           "films/film/filmed edits/edit/edited watches/watch/watched reviews/review/reviewed "
-           "directs/direct/directed rewinds/rewind/rewound",
-           "scene/scenes script/scripts movie/movies trailer/trailers episode/episodes "
-           "character/characters",
-           "funny sad dramatic silent romantic strange long",
-           "funny sad famous silent strange nervous",
-           "film,movie,ending,plot,acting,soundtrack,script"),
-    _topic("market", "shopkeeper trader merchant",
-           "customer/customers seller/sellers shopper/shoppers buyer/buyers merchant/merchants "
-           "trader/traders",
-           "bargains/bargain/bargained queues/queue/queued browses/browse/browsed pays/pay/paid "
-           "haggles/haggle/haggled waits/wait/waited",
-           "stall/stalls shop/shops counter/counters market/markets street/streets corner/corners",
-           "sells/sell/sold buys/buy/bought weighs/weigh/weighed wraps/wrap/wrapped orders/order/ordered "
-           "delivers/deliver/delivered",
-           "basket/baskets coin/coins cheese/cheeses lemon/lemons orange/oranges scarf/scarves "
-           "melon/melons jar/jars",
-           "cheap expensive ripe fresh heavy colourful small",
-           "busy fair patient polite angry crowded",
-           "market,shop,service,price,cheese,bakery"),
-    _topic("workshop", "carpenter builder painter plumber engineer",
-           "worker/workers builder/builders crane/cranes truck/trucks machine/machines "
-           "engineer/engineers robot/robots",
-           "lifts/lift/lifted beeps/beep/beeped rattles/rattle/rattled pauses/pause/paused "
-           "spins/spin/spun works/work/worked",
-           "workshop/workshops garage/garages factory/factories yard/yards warehouse/warehouses "
-           "site/sites",
-           "builds/build/built paints/paint/painted fixes/fix/fixed drills/drill/drilled "
-           "polishes/polish/polished glues/glue/glued",
-           "chair/chairs door/doors plank/planks nail/nails drawer/drawers cabinet/cabinets "
-           "ladder/ladders hammer/hammers",
-           "solid rough smooth sharp broken sturdy dusty old",
-           "busy noisy strong slow careful tired",
-           "repair,furniture,workshop,chair,roof"),
+from .lexicon import (
+    ADVERBS,
+    FEELINGS,
+    FEMALE_NAMES,
+    GENDER,
+    MALE_NAMES,
+    NEUTRAL_RELATIVES,
+    NUMBERS,
+    PLACE_ADJECTIVES,
+    PREPOSITIONS,
+    PRONOUNS,
+    RELATIVES,
+    REPORT_PRESENT,
+    SEE,
+    TIMES,
+    TOPIC_NAMES,
+    TOPICS,
+    TOWNS,
+    WHEN,
+    WORD,
+    Topic,
+    article,
+    capitalise,
 )
-"""The 12 topics. A document draws all its content words from one of them."""
+from .sentiment import review
+from .text import load_documents
 
-TOPIC_NAMES: tuple[str, ...] = tuple(t.name for t in TOPICS)
-
-FEMALE_NAMES = tuple(
-    "Anna Maria Emma Lucy Sara Julia Clara Nina Rosa Alice Helen Laura Grace Ruth Mary Kate Olivia Sophie "
-    "Ella Mia Lena Irene Eva Jane Amy Lily Zoe Hannah Rachel Diana".split()
-)
-MALE_NAMES = tuple(
-    "Tom Jack Paul Sam Ben Max Leo Peter David John Mark Luke Adam Oscar Hugo Felix Victor Oliver Henry "
-    "George Daniel Simon Eric Noah Carl Frank Ivan Omar Ravi Kenji".split()
-)
-TOWNS = tuple(
-    "Ashford Brookside Millbrook Riverton Oakvale Elmwood Fairhaven Greenfield Hillcrest Lakeside Northwood "
-    "Stonebridge Westbury Kingsley Redcliff Maplewood Thornbury Eastleigh".split()
-)
-
-POSITIVE = ("good", "great", "nice", "lovely", "wonderful", "excellent", "pleasant", "brilliant")
-NEGATIVE = ("bad", "terrible", "awful", "poor", "boring", "dull", "horrible", "dreadful")
-INTENSIFIERS = ("very", "really", "quite")
-
-_PREPOSITIONS = ("near", "behind", "beside", "by")
-_PLACE_ADJECTIVES = ("old", "new", "small", "big", "empty", "quiet", "busy", "little")
-_REPORT_PRESENT = (("says", "say"), ("knows", "know"), ("thinks", "think"), ("believes", "believe"))
-_ADVERBS = ("every morning", "all day", "at night", "in the evening", "quickly", "slowly", "quietly",
-            "every day", "again")
-_TIMES = ("In the morning", "Later that day", "After lunch", "That evening", "On Monday", "The next day",
-          "At dawn", "Before dinner", "On Sunday", "In the afternoon")
-_WHEN = ("last week", "yesterday", "on Monday", "in the morning", "before lunch", "on Friday",
-         "last summer", "after school")
-_FEELINGS = ("happy", "tired", "worried", "surprised", "glad", "nervous", "pleased", "upset")
-_NUMBERS = ("two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "twelve", "fifteen",
-            "twenty")
-_NEUTRAL_RELATIVES = ("friend", "neighbour", "cousin", "colleague")
-_RELATIVES = {"f": ("sister", "daughter", "aunt"), "m": ("brother", "son", "uncle")}
-_PRONOUNS = {  # subject, object, possessive, reflexive
-    "f": ("she", "her", "her", "herself"),
-    "m": ("he", "him", "his", "himself"),
-}
 _PRONOUN_PROB = 0.25  # a character who may be referred to by a pronoun is, with this probability
 _TOWN_PROB = 0.4  # share of the sentences that can end with " in <town>" that do
-_SEE = ("saw", "found", "noticed", "wanted", "bought", "met")  # last one only for people
-
-# Word -> grammatical number, for the agreement checks (tests, chapter): subjects of the agreement sentences
-# (agents) and their verbs.
-NOUN_NUMBER: dict[str, str] = {}
-VERB_NUMBER: dict[str, str] = {"was": "sg", "were": "pl", "is": "sg", "are": "pl"}
-for _t in TOPICS:
-    for _sg, _pl in _t.agents + _t.objects:
-        NOUN_NUMBER[_sg], NOUN_NUMBER[_pl] = "sg", "pl"
-    for _s3, _base, _past in _t.verbs:
-        VERB_NUMBER[_s3], VERB_NUMBER[_base] = "sg", "pl"
-del _t, _sg, _pl, _s3, _base, _past
-
-_GENDER = {**dict.fromkeys(FEMALE_NAMES, "f"), **dict.fromkeys(MALE_NAMES, "m")}
-_WORD = re.compile(r"[a-z]+")
-
-
-def name_gender(name: str) -> str:
-    """``"f"`` or ``"m"`` for a character name of the corpus (KeyError for any other word)."""
-    return _GENDER[name]
-
-
-def article(word: str) -> str:
-    """``"an"`` before a vowel letter, ``"a"`` otherwise (the lexicon has no ``hour`` or ``unicorn``)."""
-    return "an" if word[0] in "aeiou" else "a"
-
-
-# --------------------------------------------------------------------------------------------------
-# Sentiment grammar (shared by the corpus's review sentences and by generate_sentiment)
-# --------------------------------------------------------------------------------------------------
-
-
-def _clause(rng: random.Random, item: str, positive: bool, negate: bool) -> str:
-    """``the <item> was [not] <adjective>``, whose meaning is ``positive``."""
-    adjective = rng.choice(POSITIVE if positive != negate else NEGATIVE)
-    verb = "was" if rng.random() < 0.75 else "is"
-    if negate:
-        return f"the {item} {verb} not {adjective}"
-    if rng.random() < 0.3:  # intensifiers only without negation: "not very bad" would be ambiguous
-        return f"the {item} {verb} {rng.choice(INTENSIFIERS)} {adjective}"
-    return f"the {item} {verb} {adjective}"
-
-
-# Shares of the review forms (see generate_sentiment); tuned so that a bag of words is clearly fooled.
-_FORMS = (("plain", 0.5), ("negated", 0.2), ("but", 0.15), ("although", 0.15))
-
-
-def _review(rng: random.Random, items: Sequence[str], positive: bool) -> str:
-    """A review whose overall meaning is ``positive``; lower case, no final full stop."""
-    u, form = rng.random(), _FORMS[-1][0]
-    for name, share in _FORMS:
-        if u < share:
-            form = name
-            break
-        u -= share
-    if form in ("plain", "negated"):
-        return _clause(rng, rng.choice(items), positive, form == "negated")
-    first, second = rng.sample(items, 2) if len(items) > 1 else (items[0], items[0])
-    a = _clause(rng, first, not positive, rng.random() < 0.5)
-    b = _clause(rng, second, positive, rng.random() < 0.5)
-    return f"{a} but {b}" if form == "but" else f"although {a}, {b}"
-
-
-def _capitalise(s: str) -> str:
-    return s[0].upper() + s[1:]
-
-
-# --------------------------------------------------------------------------------------------------
-# Documents
-# --------------------------------------------------------------------------------------------------
 
 
 def _cast(rng: random.Random, topic: Topic) -> Topic:
@@ -386,8 +100,8 @@ class _Writer:
 
     # --- referring to characters ---------------------------------------------------------------
     def _pronoun_ok(self, name: str) -> bool:
-        g = _GENDER[name]
-        return name in self.mentioned and sum(_GENDER[n] == g for n in self.mentioned) == 1
+        g = GENDER[name]
+        return name in self.mentioned and sum(GENDER[n] == g for n in self.mentioned) == 1
 
     def subject(self) -> tuple[str, str, bool]:
         """(text, the character or "both", plural?) for the subject of the next sentence."""
@@ -397,14 +111,14 @@ class _Writer:
             return ("they" if rng.random() < 0.5 else f"{a} and {b}"), "both", True
         name = rng.choice(self.mentioned)
         if self._pronoun_ok(name) and rng.random() < _PRONOUN_PROB:
-            return _PRONOUNS[_GENDER[name]][0], name, False
+            return PRONOUNS[GENDER[name]][0], name, False
         return name, name, False
 
     def _refs(self, who: str) -> list[str]:
         return list(self.names) if who == "both" else [who]
 
     def poss(self, who: str) -> str:
-        return "their" if who == "both" else _PRONOUNS[_GENDER[who]][2]
+        return "their" if who == "both" else PRONOUNS[GENDER[who]][2]
 
     def where(self) -> str:
         """Sometimes " in <town>": the document's town recurs, one more thread between its sentences."""
@@ -419,7 +133,7 @@ class _Writer:
         elif k < 0.7:
             s = f"{name} works as {article(role)} {role} in {self.town}."
         else:
-            s = f"{name} has been {article(role)} {role} in {self.town} for {rng.choice(_NUMBERS)} years."
+            s = f"{name} has been {article(role)} {role} in {self.town} for {rng.choice(NUMBERS)} years."
         self.mentioned = [name]
         return s
 
@@ -432,13 +146,13 @@ class _Writer:
         pool = [n for n in (FEMALE_NAMES if female else MALE_NAMES) if n != self.names[0]]
         friend = rng.choice(pool)
         self.names.append(friend)
-        g = _GENDER[friend]
-        relative = rng.choice(_RELATIVES[g]) if rng.random() < 0.5 else rng.choice(_NEUTRAL_RELATIVES)
+        g = GENDER[friend]
+        relative = rng.choice(RELATIVES[g]) if rng.random() < 0.5 else rng.choice(NEUTRAL_RELATIVES)
         if rng.random() < 0.6:
-            s = f"{_capitalise(subj)} has {article(relative)} {relative} called {friend}."
+            s = f"{capitalise(subj)} has {article(relative)} {relative} called {friend}."
         else:
             place = rng.choice(self.t.places)[0]
-            s = f"{_capitalise(subj)} met {self.poss(who)} {relative} {friend} near the {place}."
+            s = f"{capitalise(subj)} met {self.poss(who)} {relative} {friend} near the {place}."
         self.mentioned = [who, friend]
         return s
 
@@ -449,22 +163,22 @@ class _Writer:
         m = (not n) if rng.random() < 0.7 else n  # the attractor usually has the other number
         agent = rng.choice(t.agents)[n]
         place = rng.choice(t.places)[m]
-        adj = f"{rng.choice(_PLACE_ADJECTIVES)} " if rng.random() < 0.4 else ""
-        prep = rng.choice(_PREPOSITIONS)
+        adj = f"{rng.choice(PLACE_ADJECTIVES)} " if rng.random() < 0.4 else ""
+        prep = rng.choice(PREPOSITIONS)
         subj, who, plural = self.subject()
         k = rng.random()
         if k < 0.45:
             verb = rng.choice(t.verbs)[n]
-            report = rng.choice(_REPORT_PRESENT)[plural]
-            s = f"{subj} {report} that the {agent} {prep} the {adj}{place} {verb} {rng.choice(_ADVERBS)}."
+            report = rng.choice(REPORT_PRESENT)[plural]
+            s = f"{subj} {report} that the {agent} {prep} the {adj}{place} {verb} {rng.choice(ADVERBS)}."
         elif k < 0.75:
             be = "were" if n else "was"
             s = f"{subj} noticed that the {agent} {prep} the {adj}{place} {be} {rng.choice(t.adjectives)}."
         else:
             verb = rng.choice(t.verbs)[n]
-            s = f"the {agent} {prep} {self.poss(who)} {adj}{place} {verb} {rng.choice(_ADVERBS)}."
+            s = f"the {agent} {prep} {self.poss(who)} {adj}{place} {verb} {rng.choice(ADVERBS)}."
         self.mentioned = self._refs(who)
-        return _capitalise(s)
+        return capitalise(s)
 
     def determiner(self) -> str:
         """a/an and this/these: predictable only from the next word."""
@@ -477,16 +191,16 @@ class _Writer:
                 phrase = f"{article(adj)} {adj} {noun}"
             else:
                 phrase = f"{article(noun)} {noun}"
-            see = rng.choice(_SEE[:-1])
+            see = rng.choice(SEE[:-1])
             s = f"{subj} {see} {phrase} near the {rng.choice(t.places)[0]}{self.where()}."
         else:
             n = rng.random() < 0.5
             noun = rng.choice(t.objects)[n]
             det, be = ("these", "are") if n else ("this", "is")
-            report = rng.choice(_REPORT_PRESENT)[plural]
+            report = rng.choice(REPORT_PRESENT)[plural]
             s = f"{subj} {report} that {det} {noun} {be} {rng.choice(t.qualities)}."
         self.mentioned = self._refs(who)
-        return _capitalise(s)
+        return capitalise(s)
 
     def possessive(self) -> str:
         """his/her/himself/herself agree with a name earlier in the sentence or in the previous one."""
@@ -497,15 +211,15 @@ class _Writer:
         obj = rng.choice(t.objects)[n]
         k = rng.random()
         if k < 0.45 and not plural:
-            pron = _PRONOUNS[_GENDER[who]][0]
+            pron = PRONOUNS[GENDER[who]][0]
             s = f"{subj} {action} {self.poss(who)} {obj} before {pron} went to the {rng.choice(t.places)[0]}."
         elif k < 0.7 and not plural:
-            refl = _PRONOUNS[_GENDER[who]][3]
+            refl = PRONOUNS[GENDER[who]][3]
             s = f"{subj} told {refl} that the {obj} {'were' if n else 'was'} {rng.choice(t.qualities)}."
         else:
-            s = f"{subj} {action} the {obj} for {self.poss(who)} {rng.choice(_NEUTRAL_RELATIVES)}."
+            s = f"{subj} {action} the {obj} for {self.poss(who)} {rng.choice(NEUTRAL_RELATIVES)}."
         self.mentioned = self._refs(who)
-        return _capitalise(s)
+        return capitalise(s)
 
     def relative_clause(self) -> str:
         """The N(s) that <subject> <verb> <when> was/were ADJ: agreement across a relative clause."""
@@ -515,16 +229,16 @@ class _Writer:
         obj = rng.choice(t.objects)[n]
         action = rng.choice(t.actions)[2]
         be = "were" if n else "was"
-        s = f"the {obj} that {subj} {action} {rng.choice(_WHEN)} {be} {rng.choice(t.qualities)}."
+        s = f"the {obj} that {subj} {action} {rng.choice(WHEN)} {be} {rng.choice(t.qualities)}."
         self.mentioned = self._refs(who)
-        return _capitalise(s)
+        return capitalise(s)
 
     def action(self) -> str:
         rng, t = self.rng, self.t
         subj, who, _ = self.subject()
         obj = rng.choice(t.objects)[rng.random() < 0.5]
         action = rng.choice(t.actions)[2]
-        s = f"{rng.choice(_TIMES)}, {subj} {action} the {obj} {rng.choice(_PREPOSITIONS)} the " \
+        s = f"{rng.choice(TIMES)}, {subj} {action} the {obj} {rng.choice(PREPOSITIONS)} the " \
             f"{rng.choice(t.places)[0]}{self.where()}."
         self.mentioned = self._refs(who)
         return s
@@ -534,20 +248,20 @@ class _Writer:
         subj, who, plural = self.subject()
         n = rng.random() < 0.5
         agent = rng.choice(t.agents)[n]
-        s = f"{subj} {'were' if plural else 'was'} {rng.choice(_FEELINGS)} because the {agent} " \
+        s = f"{subj} {'were' if plural else 'was'} {rng.choice(FEELINGS)} because the {agent} " \
             f"{'were' if n else 'was'} {rng.choice(t.adjectives)}."
         self.mentioned = self._refs(who)
-        return _capitalise(s)
+        return capitalise(s)
 
     def review(self) -> str:
         rng = self.rng
         subj, who, plural = self.subject()
-        body = _review(rng, self.t.items, rng.random() < 0.5)
+        body = review(rng, self.t.items, rng.random() < 0.5)
         if rng.random() < 0.2 and who != "both":
             s = f"According to {who}, {body}."
         else:
             verb = rng.choice(("said", "thought", "felt"))
-            s = _capitalise(f"{subj} {verb} that {body}.")
+            s = capitalise(f"{subj} {verb} that {body}.")
         self.mentioned = self._refs(who)
         return s
 
@@ -646,134 +360,33 @@ def guess_topic(text: str) -> str | None:
     next-sentence prediction here is mostly topic detection (as it largely is on real text).
     """
     counts: dict[str, int] = {}
-    for w in _WORD.findall(text.lower()):
+    for w in WORD.findall(text.lower()):
         topic = TOPIC_WORDS.get(w)
         if topic is not None:
             counts[topic] = counts.get(topic, 0) + 1
     return max(counts, key=lambda t: (counts[t], t)) if counts else None
 
 
-# --------------------------------------------------------------------------------------------------
-# The labelled sentence task
-# --------------------------------------------------------------------------------------------------
+@functools.lru_cache(maxsize=4)
+def _documents(corpus: str, corpus_config: str | None, num_documents: int, seed: int) -> list[list[str]]:
+    if corpus == "generated":
+        return generate_corpus(num_documents, seed=seed)
+    return load_documents(corpus, config=corpus_config, max_documents=num_documents or None)
 
-_REVIEW_ITEMS: tuple[str, ...] = tuple(dict.fromkeys(i for t in TOPICS for i in t.items))
 
+def profile_corpus(profile) -> tuple[list[list[str]], list[list[str]]]:
+    """A profile's ``(training documents, held-out documents)``; each document is a list of sentences.
 
-def generate_sentiment(num_examples: int, seed: int = 0) -> list[tuple[str, int]]:
-    """Labelled reviews: ``(sentence, label)`` with label 1 = positive, 0 = negative; exactly balanced.
-
-    A review is one of four forms (shares 50/20/15/15%), optionally introduced by ``<Name> said that`` or
-    ``According to <Name>,``:
-
-    * plain: ``the soup was very good`` (the adjective's polarity),
-    * negated: ``the soup was not bad`` (the opposite of the adjective's polarity),
-    * contrast: ``the film was good but the ending was not great`` and
-      ``although the film was good, the ending was terrible``: the clause after *but* / the main clause
-      decides, and the two clauses always disagree.
-
-    Every example is fully determined by its text (:func:`sentiment_rule` gets 100%), but each word
-    (including *not*) appears about equally often in positive and negative examples, so a bag-of-words
-    classifier can only use the plain reviews (:func:`bag_of_words_baseline`).
+    ``profile.data`` names the corpus: ``"generated"`` (this module's grammar, ``num_documents`` +
+    ``heldout_documents`` documents from ``seed``) or a text source of :func:`~studentbert.data.text.load_documents`
+    (``num_documents=0``: all of it). The first ``heldout_documents`` documents are held out.
     """
-    if not isinstance(num_examples, int) or num_examples < 0:
-        raise ValueError(f"num_examples must be a non-negative integer, got {num_examples!r}.")
-    rng = random.Random(f"sentiment-{seed}")
-    labels = [i % 2 for i in range(num_examples)]
-    rng.shuffle(labels)
-    examples = []
-    for label in labels:
-        body = _review(rng, _REVIEW_ITEMS, bool(label))
-        k = rng.random()
-        name = rng.choice(FEMALE_NAMES + MALE_NAMES)
-        if k < 0.3:
-            text = f"{body}."
-        elif k < 0.85:
-            text = f"{name} {rng.choice(('said', 'thought', 'felt'))} that {body}."
-        else:
-            text = f"According to {name}, {body}."
-        examples.append((_capitalise(text), label))
-    return examples
-
-
-def sentiment_dataset(num_examples: int, seed: int = 0):
-    """:func:`generate_sentiment` as a ``datasets.Dataset`` with columns ``text`` and ``label``."""
-    import datasets
-
-    examples = generate_sentiment(num_examples, seed)
-    return datasets.Dataset.from_dict({"text": [t for t, _ in examples], "label": [y for _, y in examples]})
-
-
-_POLARITY = {**dict.fromkeys(POSITIVE, 1), **dict.fromkeys(NEGATIVE, 0)}
-
-
-def sentiment_rule(text: str) -> int:
-    """The label of a review of :func:`generate_sentiment`, computed by the rule that defines it.
-
-    Take the deciding clause (after *but*; after the comma that ends an *although* clause; otherwise the only
-    clause), find its adjective, and flip its polarity if the clause contains *not*.
-    """
-    s = text.lower().rstrip(".")
-    if " but " in s:
-        s = s.split(" but ", 1)[1]
-    elif "although " in s:
-        s = s.split("although ", 1)[1].split(", ", 1)[1]
-    words = _WORD.findall(s)
-    polarity = [_POLARITY[w] for w in words if w in _POLARITY]
-    if len(polarity) != 1:
-        raise ValueError(f"Not a review of generate_sentiment: {text!r}.")
-    return polarity[0] ^ ("not" in words)
-
-
-def bag_of_words_baseline(
-    train: Sequence[tuple[str, int]], test: Sequence[tuple[str, int]], max_n: int = 1,
-    steps: int = 300, weight_decay: float = 1e-4,
-) -> float:
-    """Test accuracy of a logistic regression on the bag of words (word n-grams up to ``max_n``).
-
-    The features are binary: 1 if an n-gram of the training vocabulary occurs in the sentence. The model is
-    fitted by full-batch L-BFGS on the cross-entropy with a small L2 penalty; pure torch, deterministic.
-
-    Args:
-        train, test: ``(text, label)`` pairs with labels 0/1.
-        max_n: 1 for words only, 2 to add word pairs (which capture "not good" but not "but").
-    """
-    import torch
-
-    if not train or not test:
-        raise ValueError("bag_of_words_baseline needs non-empty train and test sets of (text, label) pairs.")
-
-    def grams(text: str) -> set[str]:
-        words = _WORD.findall(text.lower())
-        return {" ".join(words[i:i + n]) for n in range(1, max_n + 1) for i in range(len(words) - n + 1)}
-
-    train_grams = [grams(t) for t, _ in train]
-    vocab = {g: i for i, g in enumerate(sorted(set().union(*train_grams)))}
-
-    def features(all_grams: list[set[str]]) -> torch.Tensor:
-        x = torch.zeros(len(all_grams), len(vocab))
-        for r, gs in enumerate(all_grams):
-            cols = [vocab[g] for g in gs if g in vocab]
-            x[r, cols] = 1.0
-        return x
-
-    x_train = features(train_grams)
-    y_train = torch.tensor([float(y) for _, y in train])
-    x_test = features([grams(t) for t, _ in test])
-    y_test = torch.tensor([float(y) for _, y in test])
-    w = torch.zeros(len(vocab), requires_grad=True)
-    b = torch.zeros((), requires_grad=True)
-    opt = torch.optim.LBFGS([w, b], lr=1.0, max_iter=steps, line_search_fn="strong_wolfe")
-
-    def closure():
-        opt.zero_grad()
-        logits = x_train @ w + b
-        loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, y_train)
-        loss = loss + weight_decay * w.pow(2).sum()
-        loss.backward()
-        return loss
-
-    opt.step(closure)
-    with torch.no_grad():
-        predictions = (x_test @ w + b) > 0
-    return (predictions.float() == y_test).float().mean().item()
+    d = profile.data
+    # num_documents=0 means the whole corpus (a dataset); a generated corpus needs a size
+    wanted = d.num_documents + d.heldout_documents if d.num_documents or d.corpus == "generated" else 0
+    docs = _documents(d.corpus, d.corpus_config, wanted, d.seed)
+    if len(docs) <= d.heldout_documents + 1:
+        raise ValueError(
+            f"The corpus {d.corpus!r} has {len(docs)} documents, too few to hold out {d.heldout_documents} "
+            f"and train on the rest.")
+    return list(docs[d.heldout_documents:]), list(docs[: d.heldout_documents])

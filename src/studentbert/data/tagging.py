@@ -4,7 +4,7 @@ Token classification gives every *word* of a sentence a label. The classic examp
 recognition (NER) in the style of CoNLL-2003 (Tjong Kim Sang and De Meulder, 2003): each word is tagged
 ``B-<type>`` (it begins an entity), ``I-<type>`` (it continues one) or ``O`` (outside any entity). CoNLL-2003
 needs a download; :func:`tagging_dataset` generates a task of the same shape offline, from the lexicon of
-:mod:`studentbert.data.corpus`, with exact labels (the generator knows what every word is):
+:mod:`studentbert.data.corpus` (the words of :mod:`studentbert.data.lexicon`), with exact labels (the generator knows what every word is):
 
 * ``PER``: a person, a first name of the corpus, sometimes with a surname: ``Emma Kingsley``
   (``B-PER I-PER``);
@@ -32,7 +32,7 @@ from collections import Counter, defaultdict
 from collections.abc import Sequence
 from pathlib import Path
 
-from .corpus import FEMALE_NAMES, MALE_NAMES, POSITIVE, TOPICS, TOWNS, article
+from .lexicon import FEMALE_NAMES, MALE_NAMES, POSITIVE, TOPICS, TOWNS, article
 
 TAG_NAMES: tuple[str, ...] = ("O", "B-PER", "I-PER", "B-LOC", "B-ORG", "I-ORG")
 """The tags of the generated task, in id order (IOB2, as CoNLL-2003; there are no two-word towns, so no I-LOC)."""

@@ -1,11 +1,12 @@
-"""studentbert.pipeline: the corpus a profile names, split into training and held-out documents."""
+"""studentbert.artifacts: the corpus a profile names, split into training and held-out documents; the cache's
+code fingerprint."""
 
 import dataclasses
 
 import pytest
 
 from studentbert import get_profile
-from studentbert.pipeline import corpus
+from studentbert.artifacts import corpus
 
 
 def _profile_on_text(tmp_path, n: int, num_documents: int, heldout_documents: int):

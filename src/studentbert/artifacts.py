@@ -1,9 +1,14 @@
-"""Artifacts shared between chapters: the corpus, the tokenizer, the teacher, the student.
+"""The chapters' cache: the corpus, the tokenizer, the teacher and the student, each made once and shared.
 
 Every chapter runs on its own (papermill runs each alone), yet the book in order should do the work
 once. So each artifact lives in a cache directory named by the profile and a hash of the settings it
 depends on: a chapter asks for it, gets it at once if an earlier chapter made it with the same settings,
 and makes it otherwise. The cache root is ``$STUDENTBERT_HOME`` (default ``~/.cache/studentbert``).
+
+This is the only module that knows about the cache. It gives the stages (:mod:`.pretrain`, :mod:`.distill`)
+their inputs: the profile's documents and tokenizer. The cache key ends with a fingerprint of the package's
+code: every module but those in :data:`NOT_IN_FINGERPRINT` (which no artifact depends on; a test checks that
+this module does not import them).
 """
 
 from __future__ import annotations
@@ -13,6 +18,11 @@ import hashlib
 import os
 from pathlib import Path
 
+from .checkpoint import RESULTS
+from .data import check_tokenizer, load_tokenizer, profile_corpus, train_wordpiece
+from .distill import distill
+from .gpus import fit_to_gpu
+from .pretrain import pretrain
 from .profiles import Profile, get_profile
 
 
@@ -20,26 +30,25 @@ def home() -> Path:
     return Path(os.environ.get("STUDENTBERT_HOME", Path.home() / ".cache" / "studentbert"))
 
 
-# The modules whose code decides what an artifact (corpus, tokenizer, teacher, student) contains. Editing one of
-# them makes the cache build the artifact again; editing anything else (plots, benchmarks, fine-tuning, the
-# command line) keeps the expensive artifacts.
-ARTIFACT_MODULES = (
-    "attention.py", "bert.py", "config.py", "distill.py", "distilbert.py", "encoder.py", "hf.py", "losses.py",
-    "pipeline.py", "pretrain.py", "profiles.py", "student_init.py", "training.py", "gpus.py", "flops.py",
-    "data/__init__.py", "data/corpus.py", "data/pretraining.py", "data/segments.py", "data/text.py",
-    "data/tokenizer.py",
-)
+#: Modules whose code cannot change an artifact (the corpus, tokenizer, teacher or student): editing them keeps
+#: the cache. Every other module of the package is hashed into the fingerprint.
+NOT_IN_FINGERPRINT = frozenset({
+    "__init__.py", "__main__.py", "cli.py", "experiments.py", "export.py", "finetune.py", "hardware.py",
+    "hf_trainer.py", "report.py", "speed.py", "standins.py",
+})
 
 
 @functools.lru_cache(maxsize=1)
 def code_fingerprint() -> str:
-    """A hash of the source of :data:`ARTIFACT_MODULES`: an artifact made by other code (another corpus
-    grammar, another loss) is not silently reused."""
+    """A hash of the source of every module of the package except :data:`NOT_IN_FINGERPRINT`: an artifact
+    made by other code (another corpus grammar, another loss) is not silently reused."""
     root = Path(__file__).parent
     digest = hashlib.sha1()
-    for name in ARTIFACT_MODULES:
-        digest.update(name.encode())
-        digest.update((root / name).read_bytes())
+    for path in sorted(root.rglob("*.py")):
+        name = path.relative_to(root).as_posix()
+        if name not in NOT_IN_FINGERPRINT:
+            digest.update(name.encode())
+            digest.update(path.read_bytes())
     return digest.hexdigest()[:8]
 
 
@@ -55,37 +64,17 @@ def _profile(profile: Profile | str) -> Profile:
 def _fitted(profile: Profile) -> Profile:
     """The profile's training runs with the precision and gradient accumulation that fit the GPU at hand
     (:func:`studentbert.gpus.fit_to_gpu`; the global batch is unchanged). On a CPU, unchanged."""
-    from .gpus import fit_to_gpu
-
     return fit_to_gpu(profile) if profile.name == "full" else profile
 
 
-@functools.lru_cache(maxsize=4)
-def _documents(corpus: str, corpus_config: str | None, num_documents: int, seed: int):
-    from .data import generate_corpus, load_documents
-
-    if corpus == "generated":
-        return generate_corpus(num_documents, seed=seed)
-    return load_documents(corpus, config=corpus_config, max_documents=num_documents or None)
-
-
 def corpus(profile: Profile | str) -> tuple[list[list[str]], list[list[str]]]:
-    """``(train documents, held-out documents)``; each document is a list of sentences."""
-    d = _profile(profile).data
-    # num_documents=0 means the whole corpus (a dataset); a generated corpus needs a size
-    wanted = d.num_documents + d.heldout_documents if d.num_documents or d.corpus == "generated" else 0
-    docs = _documents(d.corpus, d.corpus_config, wanted, d.seed)
-    if len(docs) <= d.heldout_documents + 1:
-        raise ValueError(
-            f"The corpus {d.corpus!r} has {len(docs)} documents, too few to hold out {d.heldout_documents} "
-            f"and train on the rest.")
-    return list(docs[d.heldout_documents:]), list(docs[: d.heldout_documents])
+    """``(train documents, held-out documents)`` of the profile (a name or a :class:`Profile`); each document is
+    a list of sentences (:func:`studentbert.data.profile_corpus`)."""
+    return profile_corpus(_profile(profile))
 
 
 def tokenizer_for(profile: Profile | str):
     """The profile's tokenizer: trained on the corpus once (WordPiece), or a pretrained one by name."""
-    from .data import check_tokenizer, load_tokenizer, train_wordpiece
-
     p = _profile(profile)
     if p.data.tokenizer is not None:
         tok = load_tokenizer(p.data.tokenizer)
@@ -106,13 +95,12 @@ def pretrained_teacher(profile: Profile | str) -> Path:
 
     The run directory (checkpoints, ``metrics.jsonl``, ``results.json``) is the parent of the returned path.
     """
-    from .pretrain import pretrain
-
     p = _fitted(_profile(profile))
     run = artifact_dir(p, "teacher", "data", "teacher", "pretrain")
-    if (run / "model" / "config.json").is_file() and (run / "results.json").is_file():
+    if (run / "model" / "config.json").is_file() and (run / RESULTS).is_file():
         return run / "model"
-    return pretrain(p, run)
+    documents, heldout = corpus(p)
+    return pretrain(p, run, documents=documents, heldout=heldout, tokenizer=tokenizer_for(p))
 
 
 def distilled_student(profile: Profile | str) -> Path:
@@ -121,11 +109,10 @@ def distilled_student(profile: Profile | str) -> Path:
     The teacher is :func:`pretrained_teacher` (or the profile's ``teacher_checkpoint`` when it names one);
     the loss is DistilBERT's triple loss with its default weights. The run directory is the returned path's parent.
     """
-    from .distill import distill
-
     p = _fitted(_profile(profile))
     teacher = p.teacher_checkpoint or pretrained_teacher(p)
     run = artifact_dir(p, "student", "data", "teacher", "pretrain", "student_layers", "distill")
-    if (run / "model" / "config.json").is_file() and (run / "results.json").is_file():
+    if (run / "model" / "config.json").is_file() and (run / RESULTS).is_file():
         return run / "model"
-    return distill(p, teacher, run)
+    documents, heldout = corpus(p)
+    return distill(p, teacher, run, documents=documents, heldout=heldout)

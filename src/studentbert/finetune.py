@@ -1,0 +1,230 @@
+"""The fine-tuning stage: a BERT or DistilBERT directory trained as a sentence classifier on labelled examples,
+on the labels alone or with task-specific distillation from a fine-tuned teacher.
+
+``AutoModelForSequenceClassification`` puts a fresh classification head on the encoder (BERT: a linear layer on
+the pooled ``[CLS]`` vector; DistilBERT, which has no pooler: ``pre_classifier`` + ReLU + linear on the
+``[CLS]`` vector), and the package's own loop (:class:`studentbert.training.Trainer`, the loop of pretraining
+and distillation) trains it: the same :class:`~studentbert.training.TrainConfig` meaning, mixed precision,
+gradient accumulation, DDP, ``checkpoint.pt``, exact resume and ``metrics.jsonl``.
+
+The loss is the cross-entropy with the labels (:func:`classification_loss`), or, with a teacher,
+``alpha * CE(labels) + (1 - alpha) * T² KL(teacher || student)`` (:class:`TaskDistillationLoss`,
+:func:`~studentbert.losses.two_term_loss`; Hinton et al., 2015), where the teacher is a classifier fine-tuned on
+the task. Sanh et al. (2019) add this second step of distillation on SQuAD ("DistilBERT (D)", their Table 2).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .checkpoint import CHECKPOINT, METRICS, RESULTS, read_metrics
+from .data.sentiment import NUM_LABELS, as_task_dataset
+from .evaluation import evaluate_classifier
+from .hf import check_model_dir, load_classifier, load_task_teacher, load_tokenizer, quiet_transformers
+from .losses import check_alpha_temperature, two_term_loss
+from .optim import TrainConfig
+from .training import Trainer
+
+
+def classification_loss(model: nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
+    """Cross-entropy of a ``transformers`` sequence classifier's logits with ``batch["labels"]``."""
+    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits  # (B, C)
+    return F.cross_entropy(logits.float(), batch["labels"]), {}
+
+
+class TaskDistillationLoss:
+    """``(student, batch) -> (loss, terms)``: Hinton's two-term loss against a frozen teacher classifier.
+
+    ``loss = alpha * CE(student logits, labels) + (1 - alpha) * T² KL(p_teacher^T || p_student^T)``. The teacher
+    reads the same ``input_ids`` and ``attention_mask`` under ``torch.inference_mode``, in eval mode (no
+    dropout): it gives fixed soft targets.
+    """
+
+    def __init__(self, teacher: nn.Module, alpha: float = 0.5, temperature: float = 2.0) -> None:
+        check_alpha_temperature(alpha, temperature)
+        self.teacher = teacher.eval().requires_grad_(False)
+        self.alpha, self.temperature = alpha, temperature
+
+    def __call__(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
+        inputs = {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"]}
+        with torch.inference_mode():
+            teacher_logits = self.teacher(**inputs).logits  # (B, C)
+        logits = model(**inputs).logits
+        hard = F.cross_entropy(logits.float(), batch["labels"])
+        loss = two_term_loss(logits.float(), teacher_logits.float(), batch["labels"], self.alpha, self.temperature)
+        return loss, {"hard_loss": hard.item()}
+
+
+class PaddingCollator:
+    """Pads ``{"input_ids", "label"}`` examples into ``input_ids``, ``attention_mask`` and ``labels`` tensors."""
+
+    def __init__(self, pad_token_id: int) -> None:
+        self.pad_token_id = pad_token_id
+
+    def __call__(self, examples: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
+        longest = max(len(e["input_ids"]) for e in examples)
+        ids = torch.full((len(examples), longest), self.pad_token_id, dtype=torch.long)
+        mask = torch.zeros((len(examples), longest), dtype=torch.long)
+        for row, e in enumerate(examples):
+            ids[row, : len(e["input_ids"])] = torch.tensor(e["input_ids"])
+            mask[row, : len(e["input_ids"])] = 1
+        return {"input_ids": ids, "attention_mask": mask, "labels": torch.tensor([e["label"] for e in examples])}
+
+
+def _settings(model_dir, teacher_dir, config: TrainConfig, max_length, alpha, temperature, train, test) -> dict:
+    return {
+        "model_dir": str(Path(model_dir).resolve()),
+        "teacher_dir": str(Path(teacher_dir).resolve()) if teacher_dir is not None else None,
+        "train_config": dataclasses.asdict(config), "max_length": max_length,
+        "alpha": alpha if teacher_dir is not None else None,
+        "temperature": temperature if teacher_dir is not None else None,
+        "num_train": len(train), "num_test": len(test),
+    }
+
+
+def _cached_results(output_dir: Path) -> dict | None:
+    if (output_dir / "model" / "config.json").is_file() and (output_dir / RESULTS).is_file():
+        return json.loads((output_dir / RESULTS).read_text())
+    return None
+
+
+def _settings_diff(old: dict, new: dict) -> str:
+    keys = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+    return "; ".join(f"{k}: {old.get(k)!r} then, {new.get(k)!r} now" for k in keys[:3]) or "unknown"
+
+
+def finetune(
+    model_dir: str | Path,
+    train,
+    test,
+    output_dir: str | Path,
+    config: TrainConfig,
+    max_length: int,
+    teacher_dir: str | Path | None = None,
+    alpha: float = 0.5,
+    temperature: float = 2.0,
+    resume: bool | str = True,
+    stop_after: int | None = None,
+    allow_changes: Iterable[str] | None = None,
+) -> dict[str, Any]:
+    """Fine-tune the BERT or DistilBERT in ``model_dir`` as a 2-class sentence classifier; return its results.
+
+    ``model_dir`` is a Hugging Face directory with the tokenizer (a teacher from ``pretrain``, a student from
+    ``distill``, or any BERT/DistilBERT). With ``teacher_dir`` (a *fine-tuned* teacher classifier, e.g. the
+    ``model/`` folder of an earlier call) the loss is task-specific distillation (:class:`TaskDistillationLoss`);
+    without, the cross-entropy with the labels. The new head is initialised from ``config.seed``.
+
+    Writes into ``output_dir``: ``checkpoint.pt`` (every ``config.save_every`` steps; a rerun resumes from it;
+    removed once the run is complete), ``metrics.jsonl`` (``split="train"``: ``loss``, ``lr``, ``grad_norm``...;
+    ``split="eval"``: the test ``accuracy`` every ``config.eval_every`` steps and at the end), ``model/`` (the
+    classifier and the tokenizer) and ``results.json``. A completed ``output_dir`` is not trained again: its
+    results are returned; reusing it with other settings is an error, and so is resuming a checkpoint with
+    other settings (model, teacher, data sizes, ``config``...: see :meth:`studentbert.training.Trainer.train`).
+
+    Args:
+        model_dir: the model to fine-tune.
+        train, test: ``datasets.Dataset`` with columns ``text`` and ``label`` (0/1), or lists of
+            ``(text, label)``; see :func:`studentbert.data.sentiment.task_datasets`.
+        output_dir: the run directory.
+        config: the optimisation settings (``profile.finetune``).
+        max_length: inputs are truncated to this many tokens (``[CLS]`` and ``[SEP]`` included).
+        teacher_dir: a fine-tuned teacher classifier for task-specific distillation, or None.
+        alpha: weight of the hard loss in task distillation (``1 - alpha`` on the soft loss).
+        temperature: the softmax temperature of task distillation.
+        resume, stop_after, allow_changes: those of :meth:`studentbert.training.Trainer.train`; after
+            ``stop_after`` steps it returns ``{"completed": False, "step": ...}`` and writes no model.
+
+    Returns:
+        ``accuracy`` (on ``test``, by :func:`~studentbert.evaluation.evaluate_classifier`), ``train_seconds``,
+        ``steps``, ``train_loss`` (the mean of the logged training losses), ``resumed``, ``parameters``,
+        ``model_type``, ``num_layers``, ``distilled_from`` (the teacher or None), ``model_dir`` (the saved
+        classifier), ``settings`` and ``completed``.
+    """
+    output_dir = Path(output_dir)
+    train = as_task_dataset(train, "training")
+    test = as_task_dataset(test, "test")
+    hf_config = check_model_dir(model_dir, "model")
+    settings = _settings(model_dir, teacher_dir, config, max_length, alpha, temperature, train, test)
+    cached = _cached_results(output_dir)
+    if cached is not None:
+        if cached.get("settings") != settings:
+            raise ValueError(
+                f"{output_dir} already holds a finished fine-tuning run with other settings "
+                f"({_settings_diff(cached.get('settings') or {}, settings)}): choose another output_dir, or "
+                f"delete it to train again.")
+        return cached
+    positions = getattr(hf_config, "max_position_embeddings", None)
+    if not isinstance(max_length, int) or max_length < 2 or (positions is not None and max_length > positions):
+        raise ValueError(
+            f"max_length must be an integer in [2, {positions}] (the model has {positions} positions), got "
+            f"{max_length!r}.")
+    tokenizer = load_tokenizer(model_dir, "model")
+    if len(tokenizer) > hf_config.vocab_size:
+        raise ValueError(
+            f"The tokenizer in {model_dir} has {len(tokenizer)} tokens but the model's vocabulary has "
+            f"{hf_config.vocab_size}: they do not belong together.")
+    loss_fn = classification_loss
+    if teacher_dir is not None:
+        check_alpha_temperature(alpha, temperature)
+        teacher = load_task_teacher(teacher_dir, NUM_LABELS)
+        if load_tokenizer(teacher_dir, "teacher").get_vocab() != tokenizer.get_vocab():
+            raise ValueError(
+                f"The teacher ({teacher_dir}) and the student ({model_dir}) use different tokenizers: the teacher "
+                f"must read the same token ids as the student. Distil the student from this teacher.")
+        loss_fn = TaskDistillationLoss(teacher, alpha, temperature)
+    if stop_after is not None and not 1 <= stop_after <= config.max_steps:
+        raise ValueError(f"stop_after must be in [1, max_steps={config.max_steps}], got {stop_after}.")
+
+    torch.manual_seed(config.seed)  # the new head's initialisation
+    model = load_classifier(model_dir, "model", NUM_LABELS)
+    encoded = tokenizer(list(train["text"]), truncation=True, max_length=max_length)["input_ids"]
+    examples = [{"input_ids": ids, "label": y} for ids, y in zip(encoded, train["label"], strict=True)]
+    kind = "task distillation" if teacher_dir is not None else "fine-tuning"
+    trainer = Trainer(model, loss_fn, examples, PaddingCollator(tokenizer.pad_token_id), config, output_dir,
+                      evaluate=lambda m: {"accuracy": evaluate_classifier(m, test, tokenizer, max_length)},
+                      description=f"{kind} {hf_config.model_type} ({hf_config.num_hidden_layers} layers)",
+                      settings={k: v for k, v in settings.items() if k != "train_config"})
+    if isinstance(loss_fn, TaskDistillationLoss):
+        loss_fn.teacher.to(trainer.accelerator.device)
+    resumed = resume is True and (output_dir / CHECKPOINT).is_file()
+    t0 = time.perf_counter()
+    with quiet_transformers():
+        final = trainer.train(resume=resume, stop_after=stop_after, allow_changes=allow_changes)
+    seconds = time.perf_counter() - t0
+    if trainer.step < config.max_steps:
+        return {"completed": False, "step": trainer.step, "output_dir": str(output_dir)}
+    losses = [r["loss"] for r in read_metrics(output_dir / METRICS)["train"]] if trainer.is_main else []
+    results = {
+        "accuracy": final["accuracy"] if "accuracy" in final else evaluate_classifier(model, test, tokenizer,
+                                                                                        max_length),
+        "train_seconds": seconds,
+        "steps": trainer.step,
+        "train_loss": sum(losses) / len(losses) if losses else None,
+        "resumed": resumed,
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "model_type": hf_config.model_type,
+        "num_layers": hf_config.num_hidden_layers,
+        "distilled_from": settings["teacher_dir"],
+        "device": str(trainer.accelerator.device),
+        "model_dir": str(output_dir / "model"),
+        "history": trainer.history,
+        "settings": settings,
+        "completed": True,
+    }
+    if trainer.is_main:
+        with quiet_transformers():
+            model.save_pretrained(output_dir / "model")
+            tokenizer.save_pretrained(output_dir / "model")
+        (output_dir / RESULTS).write_text(json.dumps(results, indent=2))
+        (output_dir / CHECKPOINT).unlink(missing_ok=True)  # the run is complete: model/ and results.json serve
+    trainer.accelerator.wait_for_everyone()
+    return results
