@@ -22,16 +22,16 @@ REPOSITORY = "https://github.com/studentbert/studentbert"
 ENV = "STUDENTBERT_RESULTS"
 
 
-def _plain(value):
+def _json_safe(value):
     """JSON-safe: tensors and numpy scalars become Python numbers, NaN/inf become strings."""
     if hasattr(value, "item") and callable(value.item):
         value = value.item()
     if isinstance(value, float) and not math.isfinite(value):
         return str(value)
     if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
+        return {str(k): _json_safe(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
+        return [_json_safe(v) for v in value]
     return value
 
 
@@ -45,7 +45,7 @@ def record(section: str, **values) -> dict:
         raise ValueError("record() needs at least one value, e.g. record('pretraining', nsp_accuracy=0.93).")
     path = os.environ.get(ENV)
     if path:
-        entry = {"section": section, "values": _plain(values)}
+        entry = {"section": section, "values": _json_safe(values)}
         try:
             line = json.dumps(entry, allow_nan=False)
         except (TypeError, ValueError) as e:
