@@ -56,12 +56,12 @@ BUDGETS: dict[str, dict[str, int]] = {
     "tiny": {
         "01_attention": 20, "02_bert": 20, "03_data": 25, "04_pretraining": 170, "05_distillation_math": 15,
         "06_distilbert": 110, "07_finetuning": 250, "08_transformers": 45, "09_landscape": 10,
-        "10_performance": 20,
+        "10_performance": 20, "11_deployment": 60,
     },
     "full": {
         "01_attention": 120, "02_bert": 300, "03_data": 1800, "04_pretraining": 4 * 3600,
         "05_distillation_math": 120, "06_distilbert": 4 * 3600, "07_finetuning": 2 * 3600,
-        "08_transformers": 1800, "09_landscape": 120, "10_performance": 600,
+        "08_transformers": 1800, "09_landscape": 120, "10_performance": 600, "11_deployment": 300,
     },
 }
 BUDGETS["smoke"] = {

@@ -93,6 +93,10 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--restrict-ce-to-mask", action="store_true")
     _train_overrides(d)
     _downstream_parsers(sub)
+    from .export import add_export_parser
+
+    export = add_export_parser(sub)  # no profile: a model directory in, ONNX files out
+    export.add_argument("--debug", action="store_true", help="show the traceback of an error")
     return parser
 
 
@@ -154,6 +158,10 @@ def _run(args: argparse.Namespace) -> int:
     from .checkpoint import RESULTS, allow_resume_changes
     from .hf import model_source
 
+    if args.command == "export":
+        from .export import run_export
+
+        return run_export(args)
     profile = get_profile(args.profile)
     if hasattr(args, "output_dir"):
         check_output_dir(args.output_dir)
