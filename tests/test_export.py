@@ -72,14 +72,13 @@ def student_dir(tmp_path_factory, tokenizer, sentences):
 
 
 def test_cli_round_trip_fp32_matches_pytorch_and_int8_agreement_is_reported(student_dir, sentences, tmp_path, capsys):
-    parser = argparse.ArgumentParser()
-    add_export_parser(parser.add_subparsers(dest="command"))
+    from studentbert.cli import main
+
     texts_file = tmp_path / "texts.txt"
     texts_file.write_text("\n".join(t for t, _ in sentences[120:]))
     out = tmp_path / "onnx"
-    args = parser.parse_args(["export", "--model", str(student_dir), "--output-dir", str(out), "--int8",
-                              "--texts-file", str(texts_file)])
-    assert run_export(args) == 0
+    assert main(["export", "--model", str(student_dir), "--output-dir", str(out), "--int8",
+                 "--texts-file", str(texts_file)]) == 0  # python -m studentbert export ...
     printed = capsys.readouterr().out
     assert "passed" in printed and "agree" in printed
     report = json.loads((out / REPORT_FILE).read_text())
