@@ -27,16 +27,20 @@ EXAMPLES = """examples:
   python -m studentbert distill --profile tiny --teacher runs/teacher/model --output-dir runs/student
   python -m studentbert distill --teacher runs/teacher/model --output-dir runs/student \\
       --learning-rate 5e-4 --override-on-resume learning_rate      # resume with a lower learning rate
+  python -m studentbert finetune --model bert-dir --train train.csv --validation dev.csv \\
+      --text-column review --label-column stars --output-dir runs/teacher-ft     # your own labelled data
+  python -m studentbert finetune --model runs/teacher-ft/model --teacher runs/teacher-ft/model \\
+      --student-layers 3 --train train.csv --validation dev.csv --output-dir runs/student-ft  # task distillation
 exit status: 0 done, 1 the run diverged, 2 a user error (one line on stderr; --debug for the traceback)"""
 
 
 def _train_overrides(parser: argparse.ArgumentParser) -> None:
     """The profile's TrainConfig, overridable, and how to resume."""
     g = parser.add_argument_group("training overrides (default None: the profile's)")
-    g.add_argument("--max-steps", type=int)
+    g.add_argument("--max-steps", type=int, help="optimizer steps")
     g.add_argument("--batch-size", type=int, help="global batch size: all processes and micro-batches together")
-    g.add_argument("--learning-rate", type=float)
-    g.add_argument("--seed", type=int)
+    g.add_argument("--learning-rate", type=float, help="peak learning rate (linear warm-up and decay)")
+    g.add_argument("--seed", type=int, help="seed of the initialisation, the data order and dropout")
     g.add_argument("--save-every", type=int, help="steps between checkpoints (0: only at the end)")
     g.add_argument("--mixed-precision", choices=["auto", "bf16", "fp16", "no"],
                    help="auto: bf16 on a GPU, none on a CPU; fp16 (loss scaling) needs a CUDA GPU")
@@ -66,7 +70,8 @@ class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescrip
 
 def _sub(sub, name: str, help: str) -> argparse.ArgumentParser:
     p = sub.add_parser(name, help=help, description=help, epilog=EXAMPLES, formatter_class=_HelpFormatter)
-    p.add_argument("--profile", choices=["tiny", "full"], default="tiny")
+    p.add_argument("--profile", choices=["tiny", "full"], default="tiny",
+                   help="the settings: tiny (a 2-core CPU, offline) or full (one GPU)")
     p.add_argument("--debug", action="store_true", help="show the traceback of an error")
     return p
 
@@ -102,13 +107,32 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _downstream_parsers(sub) -> None:
     """The subcommands of :mod:`studentbert.finetune` and :mod:`studentbert.experiments`."""
-    f = _sub(sub, "finetune", "fine-tune a teacher or student on the profile's task (optionally with "
-                              "task-specific distillation from a fine-tuned teacher)")
-    f.add_argument("--model", type=Path, required=True, help="Hugging Face directory of a BERT or DistilBERT")
-    f.add_argument("--output-dir", type=Path, default=Path("runs/finetune"))
-    f.add_argument("--teacher", type=Path, help="fine-tuned teacher classifier: task-specific distillation")
+    f = _sub(sub, "finetune", "fine-tune a BERT or DistilBERT as a classifier on your labelled data (or the "
+                              "profile's task), optionally with task-specific distillation from a fine-tuned teacher")
+    f.add_argument("--model", type=Path, help="Hugging Face directory of a BERT or DistilBERT (None: --teacher, "
+                                              "with --student-layers)")
+    f.add_argument("--output-dir", type=Path, default=Path("runs/finetune"), help="the run directory")
+    f.add_argument("--tokenizer", type=Path, help="directory of the model's tokenizer, if --model has none")
+    f.add_argument("--teacher", type=Path, help="fine-tuned teacher classifier (any transformers BERT sequence "
+                                                "classifier): task-specific distillation")
+    f.add_argument("--student-layers", type=int, help="train a DistilBERT of this many layers initialised from "
+                                                       "--model's encoder (every other layer) instead of --model")
     f.add_argument("--alpha", type=float, default=0.5, help="weight of the hard loss (task distillation)")
-    f.add_argument("--temperature", type=float, default=2.0, help="temperature (task distillation)")
+    f.add_argument("--temperature", type=float, default=2.0, help="temperature T (task distillation)")
+    t = f.add_argument_group("labelled data (default: the profile's task)")
+    t.add_argument("--train", type=str, help="training file: CSV, JSON Lines or parquet")
+    t.add_argument("--validation", type=str, help="validation file (None: a seeded 10%% of --train, or the "
+                                                  "dataset's --validation-split)")
+    t.add_argument("--dataset", type=str, help="a datasets id (or dataset directory) instead of files, e.g. glue")
+    t.add_argument("--dataset-config", type=str, help="the dataset's configuration, e.g. sst2")
+    t.add_argument("--train-split", default="train", help="the dataset's training split")
+    t.add_argument("--validation-split", default="validation", help="the dataset's validation split")
+    t.add_argument("--text-column", default="text", help="the column of the text")
+    t.add_argument("--text-pair-column", help="the column of the second text of a sentence-pair task (MNLI, QQP)")
+    t.add_argument("--label-column", default="label", help="the column of the labels: class ids, or class names "
+                                                           "(mapped to ids in sorted order, saved as id2label)")
+    t.add_argument("--max-length", type=int, help="inputs are truncated to this many tokens (None: the profile's)")
+    t.add_argument("--num-labels", type=int, help="the number of classes (None: from the labels)")
     _train_overrides(f)
 
     c = _sub(sub, "compare", "teacher vs distilled student vs student without distillation")
@@ -129,9 +153,32 @@ def _run_downstream(args: argparse.Namespace, profile: Profile, resume: bool | s
 
     if args.command == "finetune":
         profile = _with_overrides(profile, "finetune", args)
-        train, test = task_datasets(profile)
-        out = finetune(args.model, train, test, args.output_dir, profile.finetune, profile.task.max_length,
-                       teacher_dir=args.teacher, alpha=args.alpha, temperature=args.temperature, resume=resume)
+        model = args.model if args.model is not None else (args.teacher if args.student_layers else None)
+        if model is None:
+            raise ValueError("finetune needs --model DIR (or --teacher DIR with --student-layers N).")
+        for flag, path in (("--model", model), ("--teacher", args.teacher), ("--tokenizer", args.tokenizer)):
+            if path is not None and not Path(path).is_dir():
+                raise FileNotFoundError(f"No such {flag} directory: {path}. Pass an existing model directory.")
+        num_labels = None
+        if args.train is not None or args.dataset is not None:
+            from .data.labelled import load_labelled
+
+            if args.train is not None and args.dataset is not None:
+                raise ValueError("Pass --train FILE or --dataset ID, not both.")
+            task = load_labelled(args.train or args.dataset, args.validation, args.text_column,
+                                 args.text_pair_column, args.label_column, args.num_labels, args.dataset_config,
+                                 args.train_split, args.validation_split)
+            train, test, names, num_labels = task.train, task.validation, task.label_names, task.num_labels
+        else:
+            if args.validation is not None:
+                raise ValueError("--validation needs --train (or use --dataset with --validation-split).")
+            train, test = task_datasets(profile)
+            names = None
+        max_length = args.max_length if args.max_length is not None else profile.task.max_length
+        out = finetune(model, train, test, args.output_dir, profile.finetune, max_length,
+                       teacher_dir=args.teacher, alpha=args.alpha, temperature=args.temperature, resume=resume,
+                       num_labels=num_labels, label_names=names, tokenizer_dir=args.tokenizer,
+                       student_layers=args.student_layers)
     elif args.command == "compare":
         out = compare(profile, args.teacher, args.student, args.output_dir)
     else:

@@ -29,7 +29,7 @@ from .checkpoint import RESULTS
 from .data import MLMCollator
 from .data.segments import build_segment_examples
 from .evaluation import evaluate_mlm
-from .hf import Teacher, load_teacher, model_source, save_pretrained
+from .hf import Teacher, load_teacher, load_tokenizer, model_source, save_pretrained
 from .losses import DistillationLoss, DistillationLossWeights
 from .profiles import Profile
 from .student_init import check_compatible, make_student
@@ -110,17 +110,16 @@ def distill(
     Writes ``checkpoint.pt``, ``metrics.jsonl``, ``results.json`` and ``model/`` (a ``DistilBertForMaskedLM``
     directory with the tokenizer, which ``AutoModelForMaskedLM`` loads) into ``output_dir``; returns ``model/``.
     """
-    from transformers import AutoTokenizer
-
     output_dir = Path(output_dir)
     weights = weights or DistillationLossWeights()
     teacher_dir = model_source(teacher_dir)  # a directory or a hub id; a missing directory is refused here
     teacher = load_teacher(teacher_dir, need_mlm_head=weights.alpha_ce > 0)
-    tokenizer = AutoTokenizer.from_pretrained(teacher_dir)
+    tokenizer = load_tokenizer(teacher_dir, "teacher")  # refuses a directory without tokenizer files
     if len(tokenizer) != teacher.config.vocab_size:
         raise ValueError(
             f"The tokenizer in {teacher_dir} has {len(tokenizer)} tokens but the teacher's vocabulary has "
-            f"{teacher.config.vocab_size}: the student must share the teacher's tokenizer.")
+            f"{teacher.config.vocab_size}: the student must share the teacher's tokenizer; save the teacher's "
+            f"own tokenizer with it (tokenizer.save_pretrained('{teacher_dir}')).")
     student = make_student(teacher, profile.student_layers, init, seed=profile.distill.seed)
     check_compatible(teacher.config, student.config)
     d = profile.data

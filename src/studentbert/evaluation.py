@@ -94,6 +94,16 @@ def topic_rule_baseline(heldout_examples, tokenizer) -> float:
 # classifiers
 
 
+def model_inputs(model, batch) -> dict[str, torch.Tensor]:
+    """The inputs a ``transformers`` classifier takes from ``batch``: ``input_ids``, ``attention_mask``, and for a
+    BERT (which has segment embeddings; DistilBERT has none) the ``token_type_ids`` of sentence pairs."""
+    inputs = {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"]}
+    config = getattr(model, "module", model).config  # under DDP the model is wrapped
+    if "token_type_ids" in batch and getattr(config, "type_vocab_size", 0) > 1:
+        inputs["token_type_ids"] = batch["token_type_ids"]
+    return inputs
+
+
 @torch.no_grad()
 def evaluate_classifier(
     model_dir_or_model: str | Path | torch.nn.Module,
@@ -107,7 +117,8 @@ def evaluate_classifier(
     Args:
         model_dir_or_model: a ``transformers`` sequence classifier, or a directory that
             ``AutoModelForSequenceClassification`` loads.
-        test: ``datasets.Dataset`` with ``text`` and ``label``, or a list of ``(text, label)``.
+        test: ``datasets.Dataset`` with ``text`` and ``label`` (and ``text_pair`` for a sentence-pair task),
+            or a list of ``(text, label)``.
         tokenizer: the model's tokenizer; may be None when a directory holding one is given.
         max_length: truncation length, as in training.
         batch_size: examples per forward pass.
@@ -115,32 +126,33 @@ def evaluate_classifier(
     Returns:
         The fraction of examples whose arg-max logit is the label.
     """
-    test = as_task_dataset(test, "test")
     if isinstance(model_dir_or_model, (str, Path)):
         config = check_model_dir(model_dir_or_model, "model")
         if not any(a.endswith("ForSequenceClassification") for a in config.architectures or []):
             raise ValueError(
                 f"{model_dir_or_model} holds a {(config.architectures or ['model'])[0]}, not a fine-tuned "
                 f"classifier: its classification head would be random. Fine-tune it first (finetune).")
-        model = load_classifier(model_dir_or_model, "model")
+        model = load_classifier(model_dir_or_model, "model", num_labels=None)
         if tokenizer is None:
-            tokenizer = load_tokenizer(model_dir_or_model, "model")
+            tokenizer = load_tokenizer(model_dir_or_model, "model", config)
     else:
         model = model_dir_or_model
     if tokenizer is None:
         raise ValueError("evaluate_classifier needs the tokenizer when it is given a model object.")
+    test = as_task_dataset(test, "test", num_labels=model.config.num_labels)
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}.")
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
     texts, labels = test["text"], test["label"]
+    pairs = test["text_pair"] if "text_pair" in test.column_names else None
     correct = 0
     for s in range(0, len(texts), batch_size):
-        batch = tokenizer(texts[s:s + batch_size], padding=True, truncation=True, max_length=max_length,
+        second = (pairs[s:s + batch_size],) if pairs is not None else ()
+        batch = tokenizer(texts[s:s + batch_size], *second, padding=True, truncation=True, max_length=max_length,
                           return_tensors="pt")
-        logits = model(input_ids=batch["input_ids"].to(device),
-                       attention_mask=batch["attention_mask"].to(device)).logits  # (b, 2)
+        logits = model(**model_inputs(model, batch.to(device))).logits  # (b, num_labels)
         target = torch.tensor(labels[s:s + batch_size], device=device)
         correct += (logits.argmax(-1) == target).sum().item()
     model.train(was_training)

@@ -26,18 +26,30 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .bert import BertModel
 from .checkpoint import CHECKPOINT, METRICS, RESULTS, read_metrics
-from .data.sentiment import NUM_LABELS, as_task_dataset
-from .evaluation import evaluate_classifier
-from .hf import check_model_dir, load_classifier, load_task_teacher, load_tokenizer, quiet_transformers
+from .data.labelled import load_labelled
+from .data.sentiment import as_task_dataset
+from .evaluation import evaluate_classifier, model_inputs
+from .hf import (
+    TOKENIZER_FILES,
+    check_model_dir,
+    load_classifier,
+    load_pretrained,
+    load_task_teacher,
+    load_tokenizer,
+    quiet_transformers,
+    save_pretrained,
+)
 from .losses import check_alpha_temperature, two_term_loss
 from .optim import TrainConfig
+from .student_init import make_student
 from .training import Trainer
 
 
 def classification_loss(model: nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
     """Cross-entropy of a ``transformers`` sequence classifier's logits with ``batch["labels"]``."""
-    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits  # (B, C)
+    logits = model(**model_inputs(model, batch)).logits  # (B, C)
     return F.cross_entropy(logits.float(), batch["labels"]), {}
 
 
@@ -45,8 +57,8 @@ class TaskDistillationLoss:
     """``(student, batch) -> (loss, terms)``: Hinton's two-term loss against a frozen teacher classifier.
 
     ``loss = alpha * CE(student logits, labels) + (1 - alpha) * T² KL(p_teacher^T || p_student^T)``. The teacher
-    reads the same ``input_ids`` and ``attention_mask`` under ``torch.inference_mode``, in eval mode (no
-    dropout): it gives fixed soft targets.
+    reads the same ``input_ids`` and ``attention_mask`` (and, a BERT, the ``token_type_ids`` of a sentence pair)
+    under ``torch.inference_mode``, in eval mode (no dropout): it gives fixed soft targets.
     """
 
     def __init__(self, teacher: nn.Module, alpha: float = 0.5, temperature: float = 2.0) -> None:
@@ -55,17 +67,17 @@ class TaskDistillationLoss:
         self.alpha, self.temperature = alpha, temperature
 
     def __call__(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
-        inputs = {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"]}
         with torch.inference_mode():
-            teacher_logits = self.teacher(**inputs).logits  # (B, C)
-        logits = model(**inputs).logits
+            teacher_logits = self.teacher(**model_inputs(self.teacher, batch)).logits  # (B, C)
+        logits = model(**model_inputs(model, batch)).logits
         hard = F.cross_entropy(logits.float(), batch["labels"])
         loss = two_term_loss(logits.float(), teacher_logits.float(), batch["labels"], self.alpha, self.temperature)
         return loss, {"hard_loss": hard.item()}
 
 
 class PaddingCollator:
-    """Pads ``{"input_ids", "label"}`` examples into ``input_ids``, ``attention_mask`` and ``labels`` tensors."""
+    """Pads ``{"input_ids", "label"}`` examples (and their ``token_type_ids``, if any: sentence pairs) into
+    ``input_ids``, ``attention_mask``, ``token_type_ids`` and ``labels`` tensors."""
 
     def __init__(self, pad_token_id: int) -> None:
         self.pad_token_id = pad_token_id
@@ -74,10 +86,14 @@ class PaddingCollator:
         longest = max(len(e["input_ids"]) for e in examples)
         ids = torch.full((len(examples), longest), self.pad_token_id, dtype=torch.long)
         mask = torch.zeros((len(examples), longest), dtype=torch.long)
+        types = torch.zeros((len(examples), longest), dtype=torch.long)
         for row, e in enumerate(examples):
             ids[row, : len(e["input_ids"])] = torch.tensor(e["input_ids"])
             mask[row, : len(e["input_ids"])] = 1
-        return {"input_ids": ids, "attention_mask": mask, "labels": torch.tensor([e["label"] for e in examples])}
+            if e.get("token_type_ids") is not None:
+                types[row, : len(e["token_type_ids"])] = torch.tensor(e["token_type_ids"])
+        return {"input_ids": ids, "attention_mask": mask, "token_type_ids": types,
+                "labels": torch.tensor([e["label"] for e in examples])}
 
 
 def _settings(model_dir, teacher_dir, config: TrainConfig, max_length, alpha, temperature, train, test) -> dict:
@@ -102,6 +118,38 @@ def _settings_diff(old: dict, new: dict) -> str:
     return "; ".join(f"{k}: {old.get(k)!r} then, {new.get(k)!r} now" for k in keys[:3]) or "unknown"
 
 
+def _task(train, test, num_labels: int | None, label_names: list[str] | None):
+    """The checked :class:`~studentbert.data.labelled.LabelledTask` of ``train`` and ``test``."""
+    train, test = as_task_dataset(train, "training", None), as_task_dataset(test, "test", None)
+    pair = "text_pair" if "text_pair" in train.column_names else None
+    return load_labelled(train, test, text_pair_column=pair, num_labels=num_labels, label_names=label_names)
+
+
+def _check_teacher_labels(teacher_dir, teacher_config, label_names: list[str]) -> None:
+    """Refuse a teacher whose class names (if it has any besides ``LABEL_i``) are not the task's, in order."""
+    names = [teacher_config.id2label[i] for i in range(teacher_config.num_labels)]
+    generic = [f"LABEL_{i}" for i in range(len(names))]
+    if names != generic and label_names != generic and names != label_names:
+        raise ValueError(
+            f"The teacher in {teacher_dir} has the classes {names} and the task {label_names}: its soft targets "
+            f"would be on other classes. Pass a teacher fine-tuned on this task, or label_names in its order.")
+
+
+def _student_from(teacher_dir, teacher_config, num_layers: int, directory: Path, tokenizer, seed: int) -> Path:
+    """A DistilBERT student of ``num_layers`` initialised from the BERT encoder in ``teacher_dir``, saved."""
+    if teacher_config.model_type != "bert":
+        raise ValueError(f"--student-layers builds a DistilBERT from a BERT's encoder, and {teacher_dir} holds a "
+                         f"{teacher_config.model_type}: pass a BERT (e.g. the fine-tuned teacher classifier).")
+    if not isinstance(num_layers, int) or not 1 <= num_layers <= teacher_config.num_hidden_layers:
+        raise ValueError(f"--student-layers must be in [1, {teacher_config.num_hidden_layers}] (the teacher's "
+                         f"layers), got {num_layers!r}.")
+    with quiet_transformers():
+        encoder = load_pretrained(teacher_dir, BertModel)
+        save_pretrained(make_student(encoder, num_layers, "teacher", seed=seed), directory, tokenizer,
+                        initialised_from=str(Path(teacher_dir).resolve()))
+    return directory
+
+
 def finetune(
     model_dir: str | Path,
     train,
@@ -115,8 +163,13 @@ def finetune(
     resume: bool | str = True,
     stop_after: int | None = None,
     allow_changes: Iterable[str] | None = None,
+    num_labels: int | None = None,
+    label_names: list[str] | None = None,
+    tokenizer_dir: str | Path | None = None,
+    student_layers: int | None = None,
 ) -> dict[str, Any]:
-    """Fine-tune the BERT or DistilBERT in ``model_dir`` as a 2-class sentence classifier; return its results.
+    """Fine-tune the BERT or DistilBERT in ``model_dir`` as a sentence (or sentence-pair) classifier; return
+    its results.
 
     ``model_dir`` is a Hugging Face directory with the tokenizer (a teacher from ``pretrain``, a student from
     ``distill``, or any BERT/DistilBERT). With ``teacher_dir`` (a *fine-tuned* teacher classifier, e.g. the
@@ -132,8 +185,10 @@ def finetune(
 
     Args:
         model_dir: the model to fine-tune.
-        train, test: ``datasets.Dataset`` with columns ``text`` and ``label`` (0/1), or lists of
-            ``(text, label)``; see :func:`studentbert.data.sentiment.task_datasets`.
+        train, test: ``datasets.Dataset`` with columns ``text``, optionally ``text_pair`` (a sentence-pair
+            task) and ``label`` (class ids or class names), or lists of ``(text, label)``; see
+            :func:`studentbert.data.sentiment.task_datasets` and :func:`studentbert.data.labelled.load_labelled`
+            (the label rules: names are mapped to ids in sorted order, and saved as the config's ``id2label``).
         output_dir: the run directory.
         config: the optimisation settings (``profile.finetune``).
         max_length: inputs are truncated to this many tokens (``[CLS]`` and ``[SEP]`` included).
@@ -142,6 +197,12 @@ def finetune(
         temperature: the softmax temperature of task distillation.
         resume, stop_after, allow_changes: those of :meth:`studentbert.training.Trainer.train`; after
             ``stop_after`` steps it returns ``{"completed": False, "step": ...}`` and writes no model.
+        num_labels: the number of classes (None: from the labels); a teacher must have as many.
+        label_names: the class names in id order (None: the sorted names of string labels, or ``LABEL_i``).
+        tokenizer_dir: where the tokenizer is, when ``model_dir`` (or the teacher's) has none.
+        student_layers: instead of fine-tuning ``model_dir``, build a DistilBERT student of this many layers
+            from its encoder (a BERT, e.g. the teacher classifier: :func:`~studentbert.student_init.make_student`
+            copies the embeddings and every other layer), saved in ``output_dir/student-init``, and train it.
 
     Returns:
         ``accuracy`` (on ``test``, by :func:`~studentbert.evaluation.evaluate_classifier`), ``train_seconds``,
@@ -150,10 +211,15 @@ def finetune(
         classifier), ``settings`` and ``completed``.
     """
     output_dir = Path(output_dir)
-    train = as_task_dataset(train, "training")
-    test = as_task_dataset(test, "test")
     hf_config = check_model_dir(model_dir, "model")
+    task = _task(train, test, num_labels, label_names)
+    train, test, pair = task.train, task.validation, "text_pair" in task.train.column_names
     settings = _settings(model_dir, teacher_dir, config, max_length, alpha, temperature, train, test)
+    extra = {"num_labels": task.num_labels, "label_names": task.label_names, "text_pair": pair,
+             "tokenizer_dir": str(Path(tokenizer_dir).resolve()) if tokenizer_dir is not None else None,
+             "student_layers": student_layers}
+    default = {"num_labels": 2, "label_names": ["LABEL_0", "LABEL_1"], "text_pair": False}
+    settings.update({k: v for k, v in extra.items() if v is not None and default.get(k) != v})
     cached = _cached_results(output_dir)
     if cached is not None:
         if cached.get("settings") != settings:
@@ -167,27 +233,33 @@ def finetune(
         raise ValueError(
             f"max_length must be an integer in [2, {positions}] (the model has {positions} positions), got "
             f"{max_length!r}.")
-    tokenizer = load_tokenizer(model_dir, "model")
-    if len(tokenizer) > hf_config.vocab_size:
-        raise ValueError(
-            f"The tokenizer in {model_dir} has {len(tokenizer)} tokens but the model's vocabulary has "
-            f"{hf_config.vocab_size}: they do not belong together.")
+    tokenizer = load_tokenizer(model_dir, "model", hf_config, tokenizer_dir)
     loss_fn = classification_loss
     if teacher_dir is not None:
         check_alpha_temperature(alpha, temperature)
-        teacher = load_task_teacher(teacher_dir, NUM_LABELS)
-        if load_tokenizer(teacher_dir, "teacher").get_vocab() != tokenizer.get_vocab():
+        teacher = load_task_teacher(teacher_dir, task.num_labels)
+        _check_teacher_labels(teacher_dir, teacher.config, task.label_names)
+        own = any((Path(teacher_dir) / f).is_file() for f in TOKENIZER_FILES) or tokenizer_dir is None
+        teacher_tokenizer = load_tokenizer(teacher_dir, "teacher", teacher.config, None if own else tokenizer_dir)
+        if teacher_tokenizer.get_vocab() != tokenizer.get_vocab():
             raise ValueError(
                 f"The teacher ({teacher_dir}) and the student ({model_dir}) use different tokenizers: the teacher "
                 f"must read the same token ids as the student. Distil the student from this teacher.")
         loss_fn = TaskDistillationLoss(teacher, alpha, temperature)
     if stop_after is not None and not 1 <= stop_after <= config.max_steps:
         raise ValueError(f"stop_after must be in [1, max_steps={config.max_steps}], got {stop_after}.")
+    if student_layers is not None:
+        model_dir = _student_from(model_dir, hf_config, student_layers, output_dir / "student-init", tokenizer,
+                                  config.seed)
+        hf_config = check_model_dir(model_dir, "student")
 
     torch.manual_seed(config.seed)  # the new head's initialisation
-    model = load_classifier(model_dir, "model", NUM_LABELS)
-    encoded = tokenizer(list(train["text"]), truncation=True, max_length=max_length)["input_ids"]
-    examples = [{"input_ids": ids, "label": y} for ids, y in zip(encoded, train["label"], strict=True)]
+    model = load_classifier(model_dir, "model", label_names=task.label_names)
+    second = (list(train["text_pair"]),) if pair else ()
+    encoded = tokenizer(list(train["text"]), *second, truncation=True, max_length=max_length)
+    types = encoded.get("token_type_ids") or [None] * len(train)
+    examples = [{"input_ids": ids, "token_type_ids": tt, "label": y}
+                for ids, tt, y in zip(encoded["input_ids"], types, train["label"], strict=True)]
     kind = "task distillation" if teacher_dir is not None else "fine-tuning"
     trainer = Trainer(model, loss_fn, examples, PaddingCollator(tokenizer.pad_token_id), config, output_dir,
                       evaluate=lambda m: {"accuracy": evaluate_classifier(m, test, tokenizer, max_length)},
@@ -213,6 +285,8 @@ def finetune(
         "parameters": sum(p.numel() for p in model.parameters()),
         "model_type": hf_config.model_type,
         "num_layers": hf_config.num_hidden_layers,
+        "num_labels": task.num_labels,
+        "label_names": task.label_names,
         "distilled_from": settings["teacher_dir"],
         "device": str(trainer.accelerator.device),
         "model_dir": str(output_dir / "model"),

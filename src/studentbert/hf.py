@@ -166,17 +166,24 @@ def check_model_dir(directory: str | Path, role: str) -> transformers.Pretrained
     return config
 
 
-def load_classifier(directory: str | Path, role: str, num_labels: int = 2) -> torch.nn.Module:
+def load_classifier(directory: str | Path, role: str, num_labels: int | None = 2,
+                    label_names: list[str] | None = None) -> torch.nn.Module:
     """``AutoModelForSequenceClassification`` with ``num_labels`` labels from a BERT/DistilBERT directory.
 
-    Refuses a load that would re-initialise anything but the classification head (a mismatched checkpoint).
+    ``num_labels`` None keeps the directory's (a fine-tuned classifier); ``label_names`` (one per label) go into
+    the config's ``id2label``/``label2id``, which pipelines print. Refuses a load that would re-initialise
+    anything but the classification head (a mismatched checkpoint).
     """
     config = check_model_dir(directory, role)
     from transformers import AutoModelForSequenceClassification
 
+    kwargs = {} if num_labels is None else {"num_labels": num_labels}
+    if label_names is not None:
+        kwargs.update(num_labels=len(label_names), id2label=dict(enumerate(label_names)),
+                      label2id={n: i for i, n in enumerate(label_names)})
     with quiet_transformers():
         model, info = AutoModelForSequenceClassification.from_pretrained(
-            directory, num_labels=num_labels, output_loading_info=True)
+            directory, output_loading_info=True, **kwargs)
     heads = ("classifier.", "pre_classifier.", "bert.pooler.")
     fresh = [k for k in info.get("missing_keys", []) if not k.startswith(heads)]
     if fresh or info.get("mismatched_keys"):
@@ -187,15 +194,47 @@ def load_classifier(directory: str | Path, role: str, num_labels: int = 2) -> to
     return model
 
 
-def load_tokenizer(directory: str | Path, role: str):
+TOKENIZER_FILES = ("tokenizer.json", "vocab.txt")
+"""A directory's tokenizer is one of these (a fast tokenizer's ``tokenizer.json``, or WordPiece's ``vocab.txt``)."""
+
+
+def load_tokenizer(directory: str | Path, role: str, config: transformers.PretrainedConfig | None = None,
+                   tokenizer_dir: str | Path | None = None):
+    """The tokenizer of a model directory (or ``tokenizer_dir``), refused unless it fits the model.
+
+    Without its tokenizer files ``AutoTokenizer`` falls back to a 5-token vocabulary that reads every word as
+    ``[UNK]``, and training runs on junk: a directory needs ``tokenizer.json`` or ``vocab.txt``. With the
+    model's ``config``, the tokenizer must fit it: no more tokens than the model's ``vocab_size`` and not far
+    fewer (at most 1% or 128 rows of padding), and ``[CLS]``, ``[SEP]``, ``[PAD]``, ``[UNK]`` within it.
+    """
     from transformers import AutoTokenizer
 
+    source = Path(tokenizer_dir if tokenizer_dir is not None else directory)
+    where = f"the tokenizer directory {source}" if tokenizer_dir is not None else f"the {role} directory {source}"
+    fix = (f"save the tokenizer with the model (tokenizer.save_pretrained('{directory}')), or pass "
+           f"--tokenizer DIR (a directory holding the model's tokenizer)")
+    if source.is_dir() and not any((source / f).is_file() for f in TOKENIZER_FILES):
+        raise ValueError(f"{where[0].upper()}{where[1:]} has no tokenizer files ({' or '.join(TOKENIZER_FILES)}): "
+                         f"AutoTokenizer would fall back to a 5-token vocabulary and read every word as [UNK]; "
+                         f"{fix}.")
     try:
-        return AutoTokenizer.from_pretrained(directory)
+        with quiet_transformers():
+            tokenizer = AutoTokenizer.from_pretrained(source)
     except (OSError, ValueError) as error:
-        raise ValueError(
-            f"The {role} directory {directory} has no usable tokenizer ({type(error).__name__}: {error}); "
-            f"save the tokenizer beside the weights (studentbert.save_pretrained(model, dir, tokenizer)).") from None
+        raise ValueError(f"{where[0].upper()}{where[1:]} has no usable tokenizer ({type(error).__name__}: "
+                         f"{' '.join(str(error).split())[:200]}); {fix}.") from None
+    if config is not None:
+        vocab_size, size = config.vocab_size, len(tokenizer)
+        if size > vocab_size or vocab_size - size > max(128, vocab_size // 100):
+            raise ValueError(f"The tokenizer of {where} has {size} tokens but the {role} in {directory} has "
+                             f"{vocab_size} embedding rows: they do not belong together; {fix}.")
+        absent = [name for name in ("cls_token", "sep_token", "pad_token", "unk_token")
+                  if getattr(tokenizer, f"{name}_id", None) is None or not 0 <= getattr(tokenizer, f"{name}_id")
+                  < vocab_size]
+        if absent:
+            raise ValueError(f"The tokenizer of {where} lacks {', '.join(absent)} (BERT's [CLS], [SEP], [PAD], "
+                             f"[UNK]) within the {role}'s {vocab_size} tokens; {fix}.")
+    return tokenizer
 
 
 def load_task_teacher(teacher_dir: str | Path, num_labels: int = 2) -> torch.nn.Module:
@@ -208,5 +247,8 @@ def load_task_teacher(teacher_dir: str | Path, num_labels: int = 2) -> torch.nn.
             f"without a trained classification head. Task-specific distillation needs the teacher fine-tuned on "
             f"the task: run finetune(teacher_dir, ...) first and pass its output_dir / 'model'.")
     if config.num_labels != num_labels:
-        raise ValueError(f"The teacher in {teacher_dir} has {config.num_labels} labels; the task has {num_labels}.")
+        raise ValueError(
+            f"The teacher in {teacher_dir} has {config.num_labels} labels; the task has {num_labels}: pass a teacher "
+            f"fine-tuned on this task (finetune --model TEACHER first), or --num-labels {config.num_labels} if "
+            f"the task has that many classes.")
     return load_classifier(teacher_dir, "teacher", num_labels)
