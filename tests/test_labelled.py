@@ -164,6 +164,14 @@ def test_labels_are_validated(tmp_path):
     other = write_csv(tmp_path / "other.csv", [{"text": "e", "label": "great"}])
     with pytest.raises(ValueError, match=r"labels \['great'\] that the training set does not use"):
         load_labelled(names, other)
+    # a datasets directory (or id) with its splits; a ClassLabel's names become the label names
+    (tmp_path / "ds").mkdir()
+    write_csv(tmp_path / "ds" / "train.csv", [{"sentence": f"s {i}", "label": i % 2} for i in range(6)])
+    write_csv(tmp_path / "ds" / "validation.csv", [{"sentence": f"v {i}", "label": i % 2} for i in range(4)])
+    ds = load_labelled(str(tmp_path / "ds"), text_column="sentence")
+    assert (len(ds.train), len(ds.validation), ds.train.column_names) == (6, 4, ["text", "label"])
+    with pytest.raises(FileNotFoundError, match="No such training file"):
+        load_labelled(str(tmp_path / "no-such-dir"))
     pq = tmp_path / "names.parquet"
     task.train.to_pandas().assign(label=["pos", "neg", "mid", "pos"]).to_parquet(pq)
     assert load_labelled(pq, names).label_names == ["mid", "neg", "pos"]
@@ -218,6 +226,11 @@ def test_cli_errors_are_one_line_with_exit_2(files, teacher_ft, cli, tmp_path):
     status, err = cli("finetune", *labelled, "--model", str(MINILM), "--output-dir", str(teacher_ft.parent),
                       *FAST[:-4], "--max-steps", "4")
     assert status == 2 and "already holds a finished fine-tuning run with other settings" in one_line(err)
+    # the same command on a changed file of the same size: another run, not the cached one
+    changed = write_csv(root / "changed.csv", [{**r, "review": r["review"] + "!"} for r in reviews(24)])
+    status, err = cli("finetune", *labelled[:1], str(changed), *labelled[2:], "--model", str(MINILM),
+                      "--output-dir", str(teacher_ft.parent), *FAST)
+    assert status == 2 and "other settings (data:" in one_line(err)
     # a teacher whose classes are not the task's
     two = write_csv(root / "two.csv", [{"text": f"t {i}", "label": ["bad", "good"][i % 2]} for i in range(6)])
     status, err = cli("finetune", "--train", str(two), "--teacher", str(teacher_ft), *common)

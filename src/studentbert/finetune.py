@@ -16,6 +16,7 @@ the task. Sanh et al. (2019) add this second step of distillation on SQuAD ("Dis
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import time
 from collections.abc import Iterable
@@ -125,6 +126,15 @@ def _task(train, test, num_labels: int | None, label_names: list[str] | None):
     return load_labelled(train, test, text_pair_column=pair, num_labels=num_labels, label_names=label_names)
 
 
+def _fingerprint(*datasets) -> str:
+    """A short hash of the rows (texts and labels), so that a changed data file is not taken for the old one."""
+    digest = hashlib.sha256()
+    for dataset in datasets:
+        for column in sorted(dataset.column_names):
+            digest.update(json.dumps([column, list(dataset[column])]).encode())
+    return digest.hexdigest()[:16]
+
+
 def _check_teacher_labels(teacher_dir, teacher_config, label_names: list[str]) -> None:
     """Refuse a teacher whose class names (if it has any besides ``LABEL_i``) are not the task's, in order."""
     names = [teacher_config.id2label[i] for i in range(teacher_config.num_labels)]
@@ -220,6 +230,7 @@ def finetune(
              "student_layers": student_layers}
     default = {"num_labels": 2, "label_names": ["LABEL_0", "LABEL_1"], "text_pair": False}
     settings.update({k: v for k, v in extra.items() if v is not None and default.get(k) != v})
+    settings["data"] = _fingerprint(train, test)  # the same sizes with other rows are another run
     cached = _cached_results(output_dir)
     if cached is not None:
         if cached.get("settings") != settings:

@@ -185,7 +185,8 @@ def _from_source(source, what: str, split: str, dataset_config: str | None) -> t
         dataset = source
     else:
         path = Path(source).expanduser()
-        if path.suffix.lower() in FILE_FORMATS or path.is_file():
+        if path.suffix.lower() in FILE_FORMATS or path.is_file() or (
+                str(source).startswith((".", "/", "~")) and not path.exists()):
             return _read_file(path, what), None
         try:
             dataset = datasets.load_dataset(str(source), dataset_config, split=split)

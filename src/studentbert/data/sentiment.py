@@ -274,6 +274,6 @@ def as_task_dataset(data, what: str, num_labels: int | None = NUM_LABELS):
     if num_labels is None:
         return dataset
     labels = encode_labels(dataset["label"], what, None, num_labels)  # a missing, fractional or outside label
-    if labels != dataset["label"]:  # whole-number floats (1.0) as ints
+    if labels != list(dataset["label"]):  # whole-number floats (1.0) as ints
         dataset = dataset.remove_columns("label").add_column("label", labels)
     return dataset
