@@ -48,9 +48,9 @@ from benchlib import command_line, hardware, resolve_device, synchronize, write_
 from studentbert import BertConfig, BertForPreTraining, DistillationLoss, count_parameters, get_profile
 from studentbert.data import MLMCollator
 from studentbert.distill import DistillationStep
-from studentbert.losses import DistillationLossWeights
 from studentbert.student_init import make_student
 from studentbert.training import batch_order, linear_schedule, make_adamw, parameter_groups
+from studentbert.triple_loss import DistillationLossWeights
 
 SIZES = {
     # teacher, student layers, max_length, batch size, steps per round

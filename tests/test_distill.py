@@ -17,8 +17,9 @@ from studentbert.data.segments import build_segment_examples
 from studentbert.distill import DistillationStep
 from studentbert.distill import distill as distill_on
 from studentbert.hf import load_teacher
-from studentbert.losses import DistillationLossWeights, cosine_loss, hard_loss, soft_target_loss
+from studentbert.losses import cosine_loss, hard_loss, soft_target_loss
 from studentbert.student_init import make_student
+from studentbert.triple_loss import DistillationLossWeights
 
 
 def small_profile() -> sb.Profile:

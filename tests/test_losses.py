@@ -10,9 +10,6 @@ import torch
 import torch.nn.functional as F
 
 from studentbert.losses import (
-    DistillationLoss,
-    DistillationLossOutput,
-    DistillationLossWeights,
     cosine_loss,
     hard_loss,
     soft_cross_entropy,
@@ -20,6 +17,7 @@ from studentbert.losses import (
     softmax_with_temperature,
     two_term_loss,
 )
+from studentbert.triple_loss import DistillationLoss, DistillationLossOutput, DistillationLossWeights
 
 DTYPE = torch.float64
 

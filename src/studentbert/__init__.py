@@ -33,9 +33,6 @@ from .distilbert import (
 from .encoder import count_parameters
 from .hf import load_pretrained, save_pretrained
 from .losses import (
-    DistillationLoss,
-    DistillationLossOutput,
-    DistillationLossWeights,
     cosine_loss,
     hard_loss,
     soft_cross_entropy,
@@ -45,6 +42,7 @@ from .losses import (
 )
 from .profiles import Profile, get_profile
 from .student_init import IncompatibleModelsError, default_layer_map, init_student_from_teacher
+from .triple_loss import DistillationLoss, DistillationLossOutput, DistillationLossWeights
 
 __version__ = "0.1.0"
 

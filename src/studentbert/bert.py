@@ -59,16 +59,20 @@ class PreTrainingOutput:
     encoder: EncoderOutput
 
 
-class BertForPreTraining(nn.Module):
-    """BERT with the masked-LM head (decoder tied to the word embeddings) and the next-sentence head."""
+class BertForMaskedLM(nn.Module):
+    """BERT with the masked-LM head only: no pooler, no next-sentence head (``transformers.BertForMaskedLM``).
+
+    The MLM head's decoder is tied to the word embeddings. Distillation needs nothing more from a teacher:
+    its MLM logits and its hidden states.
+    """
+
+    next_sentence = False  # BertForPreTraining adds the pooler and the next-sentence head
 
     def __init__(self, config: BertConfig) -> None:
         super().__init__()
         self.config = config
-        self.bert = BertModel(config)
+        self.bert = BertModel(config, add_pooler=self.next_sentence)
         self.mlm = MLMHead(config, self.bert.embeddings.word)
-        self.nsp = nn.Linear(config.hidden_size, 2)
-        init_weights(self.nsp, config.initializer_range)
 
     def forward(
         self,
@@ -83,37 +87,24 @@ class BertForPreTraining(nn.Module):
         input_ids, attention_mask, token_type_ids: ``(B, L)``.
         mlm_positions: optional boolean ``(B, L)``: compute MLM logits only there (the masked tokens), which
             saves the ``(B, L, V)`` projection when only ~15% of positions carry a loss.
+
+        ``nsp_logits`` is None without the next-sentence head.
         """
         out, pooled = self.bert(input_ids, attention_mask, token_type_ids, output_hidden_states, output_attentions)
         mlm_logits = self.mlm(select_positions(out.last_hidden_state, mlm_positions))
-        return PreTrainingOutput(mlm_logits=mlm_logits, nsp_logits=self.nsp(pooled), encoder=out)
+        nsp_logits = self.nsp(pooled) if self.next_sentence else None  # (B, 2)
+        return PreTrainingOutput(mlm_logits=mlm_logits, nsp_logits=nsp_logits, encoder=out)
 
 
-class BertForMaskedLM(nn.Module):
-    """BERT with the masked-LM head only: no pooler, no next-sentence head (``transformers.BertForMaskedLM``).
+class BertForPreTraining(BertForMaskedLM):
+    """BERT with the masked-LM head and, on the pooled ``[CLS]`` vector, the next-sentence head."""
 
-    Distillation needs nothing more from a teacher: its MLM logits and its hidden states.
-    """
+    next_sentence = True
 
     def __init__(self, config: BertConfig) -> None:
-        super().__init__()
-        self.config = config
-        self.bert = BertModel(config, add_pooler=False)
-        self.mlm = MLMHead(config, self.bert.embeddings.word)
-
-    def forward(
-        self,
-        input_ids: torch.Tensor,
-        attention_mask: torch.Tensor | None = None,
-        token_type_ids: torch.Tensor | None = None,
-        mlm_positions: torch.Tensor | None = None,
-        output_hidden_states: bool = False,
-        output_attentions: bool = False,
-    ) -> PreTrainingOutput:
-        """As :meth:`BertForPreTraining.forward`; ``nsp_logits`` is None."""
-        out, _ = self.bert(input_ids, attention_mask, token_type_ids, output_hidden_states, output_attentions)
-        mlm_logits = self.mlm(select_positions(out.last_hidden_state, mlm_positions))
-        return PreTrainingOutput(mlm_logits=mlm_logits, nsp_logits=None, encoder=out)
+        super().__init__(config)
+        self.nsp = nn.Linear(config.hidden_size, 2)
+        init_weights(self.nsp, config.initializer_range)
 
 
 class BertForSequenceClassification(nn.Module):

@@ -227,7 +227,7 @@ def _run(args: argparse.Namespace) -> int:
                            tokenizer=tokenizer_for(profile), resume=resume)
         else:
             from .distill import distill
-            from .losses import DistillationLossWeights
+            from .triple_loss import DistillationLossWeights
 
             teacher = model_source(args.teacher)  # a missing directory is refused before anything runs
             profile = _with_overrides(profile, "distill", args)

@@ -146,7 +146,7 @@ def weight_map(model: nn.Module) -> list[tuple[str, tuple[str, ...]]]:
         return _encoder_map("", "", "bert", c.num_layers, True) + _linear("pooler", "pooler.dense")
     if isinstance(model, BertForPreTraining | BertForMaskedLM | BertForSequenceClassification):
         pairs = _encoder_map("bert.", "bert", "bert", c.num_layers, True)
-        if not isinstance(model, BertForMaskedLM):  # BertForMaskedLM has no pooler
+        if not isinstance(model, BertForMaskedLM) or model.next_sentence:  # BertForMaskedLM alone has no pooler
             pairs += _linear("bert.pooler", "bert.pooler.dense")
         word = "bert.encoder.embeddings.word.weight"
         if isinstance(model, BertForSequenceClassification):
@@ -159,7 +159,7 @@ def weight_map(model: nn.Module) -> list[tuple[str, tuple[str, ...]]]:
             ("mlm.decoder.bias", ("cls.predictions.bias",)),
             ("mlm.decoder.bias", ("cls.predictions.decoder.bias",)),
         ]
-        return pairs + mlm if isinstance(model, BertForMaskedLM) else pairs + mlm + _linear("nsp", "cls.seq_relationship")
+        return pairs + mlm + (_linear("nsp", "cls.seq_relationship") if model.next_sentence else [])
     if isinstance(model, DistilBertModel):
         return _encoder_map("", "", "distilbert", c.num_layers, False)
     if isinstance(model, DistilBertForMaskedLM | DistilBertForSequenceClassification):

@@ -30,10 +30,10 @@ from .data import MLMCollator
 from .data.segments import build_segment_examples
 from .evaluation import evaluate_mlm
 from .hf import Teacher, load_teacher, load_tokenizer, model_source, save_pretrained
-from .losses import DistillationLoss, DistillationLossWeights
 from .profiles import Profile
 from .student_init import check_compatible, make_student
 from .training import Trainer
+from .triple_loss import DistillationLoss, DistillationLossWeights
 
 
 def teacher_forward(teacher: Teacher, input_ids: torch.Tensor, attention_mask: torch.Tensor,
@@ -49,7 +49,7 @@ def teacher_forward(teacher: Teacher, input_ids: torch.Tensor, attention_mask: t
 class DistillationStep:
     """The loss function of one distillation step: ``(student, batch) -> (loss, terms)``.
 
-    Keeps the frozen teacher and the :class:`~studentbert.losses.DistillationLoss`. A teacher without an MLM
+    Keeps the frozen teacher and the :class:`~studentbert.triple_loss.DistillationLoss`. A teacher without an MLM
     head (a bare ``BertModel``) serves only a loss whose soft-target weight ``alpha_ce`` is 0.
     """
 

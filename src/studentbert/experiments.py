@@ -32,9 +32,9 @@ from .distill import distill
 from .evaluation import majority_baseline
 from .finetune import finetune
 from .hf import check_model_dir
-from .losses import DistillationLossWeights
 from .profiles import Profile
 from .speed import inference_speed
+from .triple_loss import DistillationLossWeights
 
 
 def _run_distill(profile: Profile, teacher_dir: Path, output_dir: Path, weights: DistillationLossWeights,

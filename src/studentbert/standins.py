@@ -55,38 +55,40 @@ def _finish(directory: Path) -> Path:
     return directory
 
 
+def _random_model(directory: str | Path, build, architecture: str | None, seed: int) -> Path:
+    """Save ``build()`` (a ``transformers`` model, seeded) and the bert-base-uncased tokenizer into ``directory``;
+    ``architecture`` replaces the class that ``config.json`` names."""
+    import torch
+
+    directory = Path(directory)
+    if _done(directory):
+        return directory
+    directory.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(seed)
+    build().save_pretrained(directory)
+    if architecture is not None:
+        config = json.loads((directory / "config.json").read_text())
+        (directory / "config.json").write_text(json.dumps({**config, "architectures": [architecture]}, indent=2))
+    _copy_tokenizer(directory)
+    return _finish(directory)
+
+
 def bert_base_mlm(directory: str | Path, seed: int = 0) -> Path:
     """bert-base-uncased's layout with random weights: a config naming ``BertForMaskedLM``, and a weights file
     that also holds the pooler and the NSP head (the hub's file was converted from the original
     ``BertForPreTraining`` checkpoint), with the bert-base-uncased tokenizer."""
-    import torch
     import transformers
 
-    directory = Path(directory)
-    if _done(directory):
-        return directory
-    directory.mkdir(parents=True, exist_ok=True)
-    torch.manual_seed(seed)
-    transformers.BertForPreTraining(transformers.BertConfig(vocab_size=30522)).save_pretrained(directory)
-    config = json.loads((directory / "config.json").read_text())
-    (directory / "config.json").write_text(json.dumps({**config, "architectures": ["BertForMaskedLM"]}, indent=2))
-    _copy_tokenizer(directory)
-    return _finish(directory)
+    return _random_model(directory, lambda: transformers.BertForPreTraining(transformers.BertConfig(vocab_size=30522)),
+                         "BertForMaskedLM", seed)
 
 
 def distilbert_base_mlm(directory: str | Path, seed: int = 0) -> Path:
     """A ``DistilBertForMaskedLM`` of distilbert-base-uncased's shape (6 x 768), random weights, its tokenizer."""
-    import torch
     import transformers
 
-    directory = Path(directory)
-    if _done(directory):
-        return directory
-    directory.mkdir(parents=True, exist_ok=True)
-    torch.manual_seed(seed)
-    transformers.DistilBertForMaskedLM(transformers.DistilBertConfig(vocab_size=30522)).save_pretrained(directory)
-    _copy_tokenizer(directory)
-    return _finish(directory)
+    return _random_model(directory, lambda: transformers.DistilBertForMaskedLM(transformers.DistilBertConfig(
+        vocab_size=30522)), None, seed)
 
 
 def wikitext_dir(directory: str | Path, num_documents: int = 300, seed: int = 0) -> Path:
