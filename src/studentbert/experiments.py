@@ -108,7 +108,7 @@ def compare(
     undistilled = run("student-no-distillation", mlm_student)
 
     speed = inference_speed({"teacher": teacher_classifier, "student": Path(task_distilled["model_dir"])},
-                            batch_sizes=(1, 32), seq_len=max_length, repeats=speed_repeats)
+                            batch_sizes=(1, 32), seq_len=max_length, repeats=speed_repeats, warmup=min(3, speed_repeats))
     student_source = _read_json(student_dir.parent / RESULTS)
     rows_spec = [
         ("teacher", "teacher (BERT), fine-tuned", teacher, "teacher"),
