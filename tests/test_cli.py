@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 import transformers
+from helpers import cli_runner, one_line
 
 import studentbert as sb
 from studentbert.checkpoint import OutputDirLock
@@ -33,19 +34,7 @@ def cli(tmp_path_factory, monkeypatch, capsys):
     monkeypatch.setenv("STUDENTBERT_HOME", str(tmp_path_factory.getbasetemp() / "cli-home"))
     monkeypatch.setattr("studentbert.cli.get_profile", lambda name: small_profile())
 
-    def run(*args: str) -> tuple[int, str]:
-        capsys.readouterr()
-        status = main(list(args))
-        return status, capsys.readouterr().err
-
-    return run
-
-
-def one_line(err: str) -> str:
-    lines = [line for line in err.splitlines() if line.strip() and "it/s" not in line and "%|" not in line]
-    assert len(lines) == 1, err
-    assert lines[0].startswith("error: ") and "Traceback" not in err
-    return lines[0]
+    return cli_runner(capsys)
 
 
 def test_missing_teacher_directory(cli, tmp_path: Path):

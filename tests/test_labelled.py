@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 import transformers
+from helpers import cli_runner, one_line
 
 import studentbert as sb
 from studentbert.cli import main
@@ -71,19 +72,7 @@ def files(tmp_path_factory) -> dict[str, Path]:
 
 @pytest.fixture
 def cli(capsys):
-    def run(*args: str) -> tuple[int, str]:
-        capsys.readouterr()
-        status = main(list(args))
-        return status, capsys.readouterr().err
-
-    return run
-
-
-def one_line(err: str) -> str:
-    lines = [line for line in err.splitlines() if line.strip() and "it/s" not in line and "%|" not in line]
-    assert len(lines) == 1, err
-    assert lines[0].startswith("error: ") and "Traceback" not in err
-    return lines[0]
+    return cli_runner(capsys)
 
 
 @pytest.fixture(scope="module")

@@ -8,27 +8,10 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
+from helpers import RandomMaskCollate
 
 import studentbert as sb
 from studentbert.training import TrainConfig, Trainer, batch_order, linear_schedule
-
-
-class RandomMaskCollate:
-    """Pads and masks 15% of tokens with its own generator (like the MLM collator), so resume must restore it."""
-
-    def __init__(self, seed: int = 0) -> None:
-        self.generator = torch.Generator().manual_seed(seed)
-
-    def __call__(self, examples):
-        L = max(len(e["input_ids"]) for e in examples)
-        ids = torch.zeros(len(examples), L, dtype=torch.long)
-        mask = torch.zeros_like(ids)
-        for i, e in enumerate(examples):
-            ids[i, : len(e["input_ids"])] = torch.tensor(e["input_ids"])
-            mask[i, : len(e["input_ids"])] = 1
-        chosen = (torch.rand(ids.shape, generator=self.generator) < 0.15) & mask.bool()
-        labels = torch.where(chosen, ids, torch.full_like(ids, -100))
-        return {"input_ids": ids.masked_fill(chosen, 1), "attention_mask": mask, "labels": labels}
 
 
 def mlm_loss(model, batch):
