@@ -21,6 +21,7 @@ overrides=...)``): the same mechanism serves a reader with local copies of the r
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
@@ -46,31 +47,34 @@ def _copy_tokenizer(directory: Path) -> None:
             shutil.copy(source / name, directory / name)
 
 
-def _done(directory: Path) -> bool:
-    return (directory / ".complete").is_file()
+def _made_once(write):
+    """``write(directory, ...)`` runs once: into a created ``directory``, marked ``.complete`` when it returns;
+    a later call finds the mark and returns the directory untouched (a write cut short is redone)."""
+
+    @functools.wraps(write)
+    def made(directory: str | Path, *args, **kwargs) -> Path:
+        directory = Path(directory)
+        if not (directory / ".complete").is_file():
+            directory.mkdir(parents=True, exist_ok=True)
+            write(directory, *args, **kwargs)
+            (directory / ".complete").write_text("ok\n")
+        return directory
+
+    return made
 
 
-def _finish(directory: Path) -> Path:
-    (directory / ".complete").write_text("ok\n")
-    return directory
-
-
-def _random_model(directory: str | Path, build, architecture: str | None, seed: int) -> Path:
+@_made_once
+def _random_model(directory: Path, build, architecture: str | None, seed: int) -> None:
     """Save ``build()`` (a ``transformers`` model, seeded) and the bert-base-uncased tokenizer into ``directory``;
     ``architecture`` replaces the class that ``config.json`` names."""
     import torch
 
-    directory = Path(directory)
-    if _done(directory):
-        return directory
-    directory.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(seed)
     build().save_pretrained(directory)
     if architecture is not None:
         config = json.loads((directory / "config.json").read_text())
         (directory / "config.json").write_text(json.dumps({**config, "architectures": [architecture]}, indent=2))
     _copy_tokenizer(directory)
-    return _finish(directory)
 
 
 def bert_base_mlm(directory: str | Path, seed: int = 0) -> Path:
@@ -91,14 +95,11 @@ def distilbert_base_mlm(directory: str | Path, seed: int = 0) -> Path:
         vocab_size=30522)), None, seed)
 
 
-def wikitext_dir(directory: str | Path, num_documents: int = 300, seed: int = 0) -> Path:
+@_made_once
+def wikitext_dir(directory: Path, num_documents: int = 300, seed: int = 0) -> None:
     """``train.txt`` and ``validation.txt`` in WikiText's layout, from the generated corpus."""
     from .data import generate_corpus
 
-    directory = Path(directory)
-    if _done(directory):
-        return directory
-    directory.mkdir(parents=True, exist_ok=True)
     documents = generate_corpus(num_documents, seed=seed)
     cut = num_documents * 9 // 10
     for split, docs in (("train", documents[:cut]), ("validation", documents[cut:])):
@@ -107,19 +108,15 @@ def wikitext_dir(directory: str | Path, num_documents: int = 300, seed: int = 0)
             lines += ["", f" = Article {i} = ", "", " " + " ".join(doc[: len(doc) // 2]), "",
                       " = = Section = = ", "", " " + " ".join(doc[len(doc) // 2:]), ""]
         (directory / f"{split}.txt").write_text("\n".join(lines) + "\n")
-    return _finish(directory)
 
 
-def sst2_dir(directory: str | Path, num_train: int = 256, num_validation: int = 128, seed: int = 0) -> Path:
+@_made_once
+def sst2_dir(directory: Path, num_train: int = 256, num_validation: int = 128, seed: int = 0) -> None:
     """GLUE SST-2's schema (``sentence``, ``label``, ``idx``) in ``train.parquet`` and ``validation.parquet``."""
     import datasets
 
     from .data.sentiment import generate_sentiment
 
-    directory = Path(directory)
-    if _done(directory):
-        return directory
-    directory.mkdir(parents=True, exist_ok=True)
     features = datasets.Features({"sentence": datasets.Value("string"),
                                   "label": datasets.ClassLabel(names=["negative", "positive"]),
                                   "idx": datasets.Value("int32")})
@@ -127,19 +124,15 @@ def sst2_dir(directory: str | Path, num_train: int = 256, num_validation: int = 
         pairs = generate_sentiment(n, seed=s)
         data = {"sentence": [t for t, _ in pairs], "label": [y for _, y in pairs], "idx": list(range(n))}
         datasets.Dataset.from_dict(data, features=features).to_parquet(directory / f"{split}.parquet")
-    return _finish(directory)
 
 
-def conll2003_dir(directory: str | Path, num_train: int = 200, num_test: int = 100, seed: int = 0) -> Path:
+@_made_once
+def conll2003_dir(directory: Path, num_train: int = 200, num_test: int = 100, seed: int = 0) -> None:
     """CoNLL-2003's schema (``tokens``, ``ner_tags`` as a ``ClassLabel``) in train/validation/test parquet files."""
     import datasets
 
     from .data.tagging import tagging_datasets
 
-    directory = Path(directory)
-    if _done(directory):
-        return directory
-    directory.mkdir(parents=True, exist_ok=True)
     train, test, names = tagging_datasets(num_train, num_test, seed=seed)
     features = datasets.Features({"id": datasets.Value("string"),
                                   "tokens": datasets.Sequence(datasets.Value("string")),
@@ -147,7 +140,6 @@ def conll2003_dir(directory: str | Path, num_train: int = 200, num_test: int = 1
     for split, data in (("train", train), ("validation", test), ("test", test)):
         rows = {"id": [str(i) for i in range(len(data))], "tokens": data["tokens"], "ner_tags": data["tags"]}
         datasets.Dataset.from_dict(rows, features=features).to_parquet(directory / f"{split}.parquet")
-    return _finish(directory)
 
 
 def make_standins(directory: str | Path) -> dict[str, Path]:
