@@ -97,17 +97,10 @@ def load_for_export(model_dir: str | Path) -> tuple[torch.nn.Module, Any, str]:
     ``last_hidden_state``)."""
     import transformers
 
-    from .hf import config_from_hf
+    from .hf import check_model_dir
 
     directory = Path(model_dir)
-    if not (directory / "config.json").is_file():
-        raise FileNotFoundError(f"{directory} has no config.json: expected a Hugging Face model directory "
-                                f"(from studentbert's finetune, distill or pretrain, or save_pretrained).")
-    config = transformers.AutoConfig.from_pretrained(directory)
-    try:
-        config_from_hf(config)
-    except ValueError as error:
-        raise ValueError(f"{directory} cannot be exported: {error}") from None
+    config = check_model_dir(directory, "model")  # a BERT or DistilBERT directory, or a one-line error
     no_tokenizer = ValueError(f"{directory} has no tokenizer: save it beside the weights "
                               f"(studentbert.save_pretrained(model, dir, tokenizer)).")
     if not any((directory / f).is_file() for f in ("tokenizer.json", "vocab.txt", "tokenizer_config.json")):
