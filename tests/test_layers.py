@@ -21,7 +21,7 @@ MAX_LINES = 420  # "about 400"
 LONGER: dict[str, int] = {}
 
 LAYERS = [
-    ("core", {"config", "attention", "encoder", "bert", "distilbert", "losses", "triple_loss", "optim", "checkpoint", "stopping",
+    ("core", {"config", "source", "attention", "encoder", "bert", "distilbert", "losses", "triple_loss", "optim", "checkpoint", "stopping",
               "training", "profiles", "flops", "gpus", "hardware", "report"}),
     ("interop", {"convert", "hf", "student_init", "hf_trainer"}),
     ("data", {"data"}),
