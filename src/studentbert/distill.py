@@ -28,7 +28,7 @@ from .bert import BertModel
 from .checkpoint import RESULTS
 from .data import MLMCollator
 from .data.segments import build_segment_examples
-from .evaluation import evaluate_mlm
+from .evaluation import evaluate_mlm, teacher_student_agreement
 from .hf import Teacher, load_teacher, load_tokenizer, model_source, save_pretrained
 from .profiles import Profile
 from .student_init import check_compatible, make_student
@@ -128,7 +128,9 @@ def distill(
     step = DistillationStep(teacher, DistillationLoss.from_weights(weights), restrict_ce_to_mask)
     collate = MLMCollator(tokenizer, seed=profile.distill.seed, return_token_type_ids=False)
     trainer = Trainer(student, step, train, collate, profile.distill, output_dir,
-                      evaluate=lambda m: evaluate_mlm(m, heldout_examples, tokenizer),
+                      evaluate=lambda m: {**evaluate_mlm(m, heldout_examples, tokenizer),  # and its agreement
+                                          **({} if isinstance(teacher, BertModel) else  # with the teacher
+                                             teacher_student_agreement(teacher, m, heldout_examples, tokenizer))},
                       description=f"distillation ({profile.name})",
                       settings={  # everything besides profile.distill that changes the result: a resume compares it
                           "teacher": str(Path(teacher_dir).resolve()) if Path(teacher_dir).is_dir() else str(teacher_dir),

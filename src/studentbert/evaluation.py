@@ -2,7 +2,8 @@
 
 Every function evaluates in eval mode without gradients and puts the model back as it was. The masked-LM
 evaluations mask with their own seeded generator, so every model (teacher, student, any step) sees the same
-masks. The baselines say what a score is worth: the most frequent token for MLM (:func:`unigram_baseline`),
+masks; at those masks :func:`teacher_student_agreement` measures how closely a student follows its teacher.
+The baselines say what a score is worth: the most frequent token for MLM (:func:`unigram_baseline`),
 a topic rule for NSP (:func:`topic_rule_baseline`), the majority class for a classifier
 (:func:`majority_baseline`; the bag of words is the sentiment task's own, :func:`~studentbert.data.sentiment.bag_of_words_baseline`).
 """
@@ -56,6 +57,45 @@ def evaluate_mlm(model, examples, tokenizer, batch_size: int = 64, seed: int = 1
     if segments:
         metrics["nsp_accuracy"] = nsp_correct / n_pairs
     return metrics
+
+
+@torch.no_grad()
+def teacher_student_agreement(teacher, student, examples, tokenizer, batch_size: int = 64,
+                              seed: int = 1234) -> dict[str, float]:
+    """How closely the student's masked-LM predictions follow the teacher's, on held-out single segments.
+
+    The positions are masked exactly as :func:`evaluate_mlm` masks them (same collator, same ``seed``), and both
+    models read the same masked batch, without token types. At the ``M`` masked positions of a batch the teacher's
+    and the student's MLM logits, each ``(M, V)``, give distributions ``p_t`` and ``p_s`` at temperature 1.
+
+    Returns:
+        ``kl``: the mean over all masked positions of ``KL(p_t || p_s) = sum_v p_t(v) (log p_t(v) - log p_s(v))``,
+        in nats (0 when the student predicts exactly what the teacher does); ``top1_agreement``: the fraction of
+        masked positions where the two arg-max tokens are the same.
+    """
+    collate = MLMCollator(tokenizer, seed=seed, return_token_type_ids=False)
+    models = (teacher, student)
+    was_training = [m.training for m in models]
+    for m in models:
+        m.eval()
+    n_tok = n_agree = 0
+    kl_sum = 0.0
+    for s in range(0, len(examples), batch_size):
+        batch = collate([examples[i] for i in range(s, min(s + batch_size, len(examples)))])
+        positions = batch["labels"] != -100  # (B, L)
+        log_p = []
+        for m in models:
+            device = next(m.parameters()).device
+            out = m(batch["input_ids"].to(device), batch["attention_mask"].to(device),
+                    mlm_positions=positions.to(device))
+            log_p.append(F.log_softmax(out.mlm_logits.float(), dim=-1).cpu())  # (M, V)
+        log_t, log_s = log_p
+        kl_sum += (log_t.exp() * (log_t - log_s)).sum().item()
+        n_agree += (log_t.argmax(-1) == log_s.argmax(-1)).sum().item()
+        n_tok += log_t.shape[0]
+    for m, mode in zip(models, was_training, strict=True):
+        m.train(mode)
+    return {"kl": kl_sum / n_tok, "top1_agreement": n_agree / n_tok}
 
 
 def evaluate_pretraining(model: BertForPreTraining, examples, tokenizer, batch_size: int = 64,
