@@ -1,10 +1,9 @@
 """One training loop for pretraining, distillation and fine-tuning: checkpoints, resume, metrics, DDP.
 
-What the loop does, in order, at every optimizer step: take the next global batch of a seeded, resumable
-order; cut this process's share into ``gradient_accumulation_steps`` micro-batches; for each, compute the
-loss under autocast (bf16 on a GPU by default, fp16 with loss scaling on request, fp32 on a CPU) and
-back-propagate it divided by the number of micro-batches; clip the gradient norm; take an AdamW step (fused
-where torch has the kernel); advance the warmup-then-linear-decay learning rate. Every ``eval_every`` steps
+At every optimizer step (:meth:`Trainer.train_step`) the loop takes the next global batch of a seeded,
+resumable order, accumulates the gradients of this process's micro-batches under autocast (bf16 on a GPU
+by default, fp16 with loss scaling on request, fp32 on a CPU), clips their norm, takes an AdamW step (fused
+where torch has the kernel) and advances the warmup-then-linear-decay learning rate. Every ``eval_every`` steps
 it evaluates, every ``save_every`` steps it writes a checkpoint (model, optimizer, schedule, loss scaler,
 random states, position in the data, settings), and every line of metrics goes to ``metrics.jsonl``,
 which the book plots.
@@ -63,7 +62,6 @@ __all__ = ["OVERRIDABLE", "SAFE_TO_CHANGE", "EvalFn", "LossFn", "TrainConfig", "
            "batch_order", "linear_schedule", "make_adamw", "parameter_groups"]
 
 
-
 LossFn = Callable[[nn.Module, dict[str, torch.Tensor]], tuple[torch.Tensor, dict[str, float]]]
 EvalFn = Callable[[nn.Module], dict[str, float]]
 
@@ -71,17 +69,8 @@ EvalFn = Callable[[nn.Module], dict[str, float]]
 class Trainer:
     """Train ``model`` on ``dataset`` with ``loss_fn``; write checkpoints and metrics to ``output_dir``.
 
-    Gradient accumulation is a manual loop, not accelerate's ``accumulate()``: the batches come from our
-    own resumable order (not a prepared DataLoader), so accelerate could only find the end of a global batch
-    by counting micro-steps in its own state, which the checkpoint would then have to carry; here one loop
-    iteration is one optimizer step, resume happens only at step boundaries, and the first k-1 backward
-    passes run under ``accelerator.no_sync`` (what ``accumulate()`` does under DDP). Each micro-batch's loss
-    is divided by k, so for a loss that is a mean over examples, k micro-batches of b examples give exactly
-    the gradient of one batch of k*b (up to float rounding). A token-level mean (MLM: a mean over the masked
-    tokens of each micro-batch) becomes a mean of micro-batch means: equal to the global token mean only
-    when the micro-batches hold equally many masked tokens -- the same approximation DDP makes across
-    processes. fp16 goes through accelerate's GradScaler: a step whose scaled gradients overflow is
-    skipped by the scaler (and still counted, the schedule advancing with it), and the scale is logged.
+    :meth:`train` runs the loop (resume, logging, evaluation, checkpoints); :meth:`train_step` is one
+    optimizer step of it, with gradient accumulation, clipping and the non-finite checks.
 
     Args:
         model: the module whose parameters are trained.
@@ -140,10 +129,8 @@ class Trainer:
             lengths = [len(ex["input_ids"]) for ex in dataset] if config.group_by_length else [0] * len(dataset)
         self.lengths = list(lengths)
         if len(self.lengths) < config.batch_size:
-            raise ValueError(
-                f"The dataset has {len(self.lengths)} examples, fewer than one batch of {config.batch_size}: "
-                f"lower batch_size or provide more data."
-            )
+            raise ValueError(f"The dataset has {len(self.lengths)} examples, fewer than one batch of "
+                             f"{config.batch_size}: lower batch_size or provide more data.")
         self.raw_model = model
         opt_model = torch.compile(model) if config.compile else model
         optimizer = make_adamw(parameter_groups(model, config.weight_decay), config.learning_rate,
@@ -157,8 +144,6 @@ class Trainer:
         self.history: list[dict[str, Any]] = []  # resumes that changed a setting on purpose
         self._override: dict[str, Any] | None = None
         self._signals = StopSignals()
-
-    # ------------------------------------------------------------------------------------------ state
 
     @property
     def is_main(self) -> bool:
@@ -199,16 +184,10 @@ class Trainer:
         gen = getattr(self.collate, "generator", None)
         scaler = self.accelerator.scaler
         state = {
-            "step": self.step,
-            "model": self.raw_model.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.scheduler.state_dict(),
-            "scaler": scaler.state_dict() if scaler is not None else None,
-            "rng": rng_state(),
-            "collate_generator": gen.get_state() if gen is not None else None,
-            "config": asdict(self.config),
-            "settings": self.settings,
-            "history": self.history,
+            "step": self.step, "model": self.raw_model.state_dict(), "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(), "scaler": scaler.state_dict() if scaler is not None else None,
+            "rng": rng_state(), "collate_generator": gen.get_state() if gen is not None else None,
+            "config": asdict(self.config), "settings": self.settings, "history": self.history,
         }
         write_checkpoint(state, self.output_dir / CHECKPOINT)
         self.saved_step = self.step
@@ -283,8 +262,6 @@ class Trainer:
             self._log({"step": self.step, "split": "eval", **metrics})
         return metrics
 
-    # ------------------------------------------------------------------------------------------ loop
-
     def train(self, resume: bool | str = True, stop_after: int | None = None,
               allow_changes: Iterable[str] | None = None) -> dict[str, float]:
         """Run to ``max_steps`` (or stop after ``stop_after`` steps, as if interrupted); return the last eval.
@@ -348,10 +325,52 @@ class Trainer:
             f"{what} at step {self.step + 1}: training stopped before the weights were updated and "
             f"{self._last_checkpoint()}; {RESTART_ADVICE}.")
 
+    def train_step(self, share: list[int]) -> tuple[torch.Tensor, dict[str, float], int]:
+        """One optimizer step on ``share``, this process's example indices of one global batch (``step`` += 1).
+
+        The share is cut into k = ``gradient_accumulation_steps`` micro-batches; each one's loss is computed
+        under autocast and back-propagated divided by k, so the gradients add up to those of the mean loss (for
+        a mean over examples: of one batch of the whole share; a mean over MLM's masked tokens becomes a mean
+        of micro-batch means, as under DDP across processes). DDP all-reduces on the last micro-batch only
+        (``no_sync`` before it; accelerate's ``accumulate()`` is not used: the checkpoint would have to carry
+        its micro-step count). Then the gradient norm is clipped to ``max_grad_norm``, AdamW steps (under fp16
+        the GradScaler skips a step whose gradients overflow), the learning rate follows its schedule, and the
+        gradients are cleared. Returns ``(grad_norm, metrics, tokens)``: the gradient norm before clipping
+        (0-dim tensor); ``"loss"`` and the loss function's metrics, averaged over the micro-batches; the
+        number of non-padding tokens.
+
+        Raises:
+            FloatingPointError: the loss or the gradient norm is not finite; the weights were not updated.
+        """
+        acc, k = self.accelerator, self.config.gradient_accumulation_steps
+        m, metrics, tokens = len(share) // k, {}, 0
+        for j in range(k):  # micro-batches; gradients are all-reduced on the last one only
+            batch = self.collate([self.dataset[i] for i in share[j * m:(j + 1) * m]])
+            # counted on the host, before the copy: no wait for the device
+            tokens += int(batch["attention_mask"].sum()) if "attention_mask" in batch else 0
+            batch = {key: v.to(acc.device, non_blocking=True) for key, v in batch.items()}
+            with contextlib.nullcontext() if j == k - 1 else acc.no_sync(self.model):
+                with acc.autocast():
+                    loss, terms = self.loss_fn(self.model, batch)  # loss: 0-dim tensor
+                value = loss.item()
+                if not math.isfinite(value):
+                    raise self._diverged(f"The loss is {value}")
+                acc.backward(loss / k)
+            for key, v in {"loss": value, **terms}.items():
+                metrics[key] = metrics.get(key, 0.0) + float(v) / k
+        grad_norm = acc.clip_grad_norm_(self.model.parameters(), self.config.max_grad_norm)
+        if acc.scaler is None and not math.isfinite(float(grad_norm)):  # fp16: the scaler skips the step
+            raise self._diverged(f"The gradient norm is {float(grad_norm)}")
+        self.optimizer.step()
+        self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.step += 1
+        return grad_norm, metrics, tokens
+
     def _train(self, resume: bool | str, stop_after: int | None, allow: frozenset[str]) -> dict[str, float]:
         from tqdm.auto import tqdm
 
-        c, k = self.config, self.config.gradient_accumulation_steps
+        c = self.config
         self._start(resume, allow)
         finished_before = self.step >= c.max_steps
         self.raw_model.train()
@@ -363,29 +382,10 @@ class Trainer:
                    dynamic_ncols=True)
         last_eval: dict[str, float] = {}
         while self.step < c.max_steps:
-            share = next(batches)
-            m = len(share) // k
-            for j in range(k):  # micro-batches; gradients are all-reduced on the last one only
-                batch = self.collate([self.dataset[i] for i in share[j * m:(j + 1) * m]])
-                # counted on the host, before the copy: no wait for the device
-                tokens += int(batch["attention_mask"].sum()) if "attention_mask" in batch else 0
-                batch = {key: v.to(device, non_blocking=True) for key, v in batch.items()}
-                with contextlib.nullcontext() if j == k - 1 else acc.no_sync(self.model):
-                    with acc.autocast():
-                        loss, metrics = self.loss_fn(self.model, batch)
-                    value = loss.item()
-                    if not math.isfinite(value):
-                        raise self._diverged(f"The loss is {value}")
-                    acc.backward(loss / k)
-                for key, v in {"loss": value, **metrics}.items():
-                    running[key] = running.get(key, 0.0) + float(v) / k
-            grad_norm = acc.clip_grad_norm_(self.model.parameters(), c.max_grad_norm)
-            if acc.scaler is None and not math.isfinite(float(grad_norm)):  # fp16: the scaler skips the step
-                raise self._diverged(f"The gradient norm is {float(grad_norm)}")
-            self.optimizer.step()
-            self.scheduler.step()
-            self.optimizer.zero_grad(set_to_none=True)
-            self.step += 1
+            grad_norm, metrics, n_tokens = self.train_step(next(batches))
+            for key, v in metrics.items():
+                running[key] = running.get(key, 0.0) + v
+            tokens += n_tokens
             bar.update(1)
             n_running += 1
             if c.log_every and (self.step % c.log_every == 0 or self.step == c.max_steps):
