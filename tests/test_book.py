@@ -6,6 +6,10 @@
   each chapter and the numbers it measured, and builds the website from the executed notebooks;
 * the built site opens in headless Chromium: every chapter page has its title, at least one figure (opaque, so
   that it reads on the dark theme too) and no error output;
+* the site works offline: no page loads a script or stylesheet from another host, and with no network every
+  equation is typeset by the MathJax vendored in ``book/_static/mathjax`` (no raw ``\\(``/``\\[`` left);
+* the diagrams: at least five SVG files shown by the chapters, each well-formed SVG with a ``<title>``, drawn
+  by Chromium (loads, not blank, opaque background);
 * ``--profile full --smoke`` executes every cell of every chapter with the full profile's shapes (BERT-base
   teacher, 6-layer student, the bert-base-uncased vocabulary, 128 tokens, SST-2's schema) and a handful of
   steps, offline, on local stand-ins of the hub's models and datasets (about 8 minutes on 2 cores).
@@ -13,6 +17,7 @@
 
 from __future__ import annotations
 
+import base64
 import html
 import json
 import os
@@ -20,7 +25,9 @@ import re
 import shutil
 import subprocess
 import sys
+from html.parser import HTMLParser
 from pathlib import Path
+from xml.etree import ElementTree
 
 import pytest
 
@@ -117,12 +124,182 @@ def _chromium() -> str | None:
     return shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
 
 
-def test_site_renders_in_chromium(tiny_book: dict, tmp_path: Path):
+def _require_chromium() -> str:
     chromium = _chromium()
     if chromium is None:
         if os.environ.get("STUDENTBERT_REQUIRE_BROWSER"):
             pytest.fail("Chromium is not installed: apt-get install -y chromium (as .ci/run does)")
         pytest.skip("Chromium is not installed (apt-get install -y chromium); CI installs it")
+    return chromium
+
+
+# No host name resolves: the pages are rendered as a reader without a network sees them.
+OFFLINE_FLAGS = ["--host-resolver-rules=MAP * ~NOTFOUND"]
+REMOTE = re.compile(r"^(?:[a-z][a-z0-9+.-]*:)?//", re.I)  # http://, https://, //host (protocol-relative)
+VOID_TAGS = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track", "wbr"}
+RAW_TEX = re.compile(r"\\[()\[\]]")  # \( \) \[ \]: Sphinx's math delimiters, left visible where MathJax did not run
+SVG_NS = "{http://www.w3.org/2000/svg}"
+
+
+def _dump_dom(chromium: str, url: str, profile: Path, budget_ms: int = 5000) -> str:
+    """The DOM of ``url`` after ``budget_ms`` of virtual time in headless Chromium, offline."""
+    proc = subprocess.run([chromium, *CHROMIUM_FLAGS, *OFFLINE_FLAGS, f"--user-data-dir={profile}",
+                           f"--virtual-time-budget={budget_ms}", "--dump-dom", url],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and "</html>" in proc.stdout, f"Chromium could not render {url}: {proc.stderr[-2000:]}"
+    return proc.stdout
+
+
+class _MathAudit(HTMLParser):
+    """A page's visible text and its math elements.
+
+    ``text``: the text nodes of the body outside ``<script>``, ``<style>``, ``<pre>``, ``<code>`` and
+    ``<textarea>`` (code may legitimately contain ``\\[``). ``math``: one record per element Sphinx writes for an
+    equation (``<span class="math ...">`` inline, ``<div class="math ...">`` display) with its text, whether
+    MathJax replaced it by an ``<mjx-container>`` and whether that holds a TeX error (``<mjx-merror>``, or an
+    undefined macro, which MathJax shows as red text: ``<mtext mathcolor="red">\\name</mtext>``).
+    """
+
+    SKIP = {"head", "script", "style", "pre", "code", "textarea"}
+
+    def __init__(self, page: str) -> None:
+        super().__init__(convert_charrefs=True)
+        self.open: list[tuple[str, dict | None]] = []
+        self.text: list[str] = []
+        self.math: list[dict] = []
+        self.red_text = False
+        self.feed(page)
+        self.close()
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        records = [record for _, record in self.open if record is not None]
+        for record in records:
+            record["typeset"] |= tag == "mjx-container"
+            record["error"] |= tag == "mjx-merror" or any(name == "data-mjx-error" for name, _ in attrs)
+        self.red_text = tag == "mtext" and dict(attrs).get("mathcolor") == "red"
+        if tag in VOID_TAGS:
+            return
+        record = None
+        if tag in ("span", "div") and "math" in (dict(attrs).get("class") or "").split():
+            record = {"tag": tag, "text": "", "typeset": False, "error": False}
+            self.math.append(record)
+        self.open.append((tag, record))
+
+    def handle_endtag(self, tag: str) -> None:
+        self.red_text = False
+        if any(name == tag for name, _ in self.open):
+            while self.open.pop()[0] != tag:
+                pass
+
+    def handle_data(self, data: str) -> None:
+        if any(name in self.SKIP for name, _ in self.open):
+            return
+        self.text.append(data)
+        for _, record in self.open:
+            if record is not None:
+                record["text"] += data
+                record["error"] |= self.red_text and data.startswith("\\")
+
+
+def _math_problems(dom: str) -> tuple[int, list[str]]:
+    """How many equations a rendered page has, and what is wrong with their typesetting (empty: nothing)."""
+    audit = _MathAudit(dom)
+    problems = [f"not typeset: {r['text'].strip()[:80]!r}" for r in audit.math if not r["typeset"]]
+    problems += [f"TeX error in: {r['text'].strip()[:80]!r}" for r in audit.math if r["error"]]
+    for chunk in audit.text:
+        problems += [f"raw TeX in the text: {chunk[max(0, m.start() - 40):m.end() + 40].strip()!r}"
+                     for m in RAW_TEX.finditer(chunk)]
+    return len(audit.math), problems
+
+
+def _remote_resources(page: str) -> list[str]:
+    """The scripts and stylesheets (any ``<link href>``) a page would fetch from another host."""
+    tags = re.findall(r"<(?:script|link)\b[^>]*>", page, re.I)
+    urls = [m.group(2) for t in tags for m in re.finditer(r"""\b(src|href)\s*=\s*["']([^"']+)""", t)]
+    return [url for url in urls if REMOTE.match(url)]
+
+
+def _local_svgs(page: str) -> list[str]:
+    """The ``src`` of each ``<img>`` that shows an SVG file of the site (remote badges are not diagrams)."""
+    sources = re.findall(r"""<img\b[^>]*\bsrc\s*=\s*["']([^"']+)""", page, re.I)
+    return [src for src in sources if src.split("?")[0].endswith(".svg") and not REMOTE.match(src)]
+
+
+def _svg_file_problems(path: Path) -> list[str]:
+    """What is wrong with an SVG diagram file: missing, not well-formed, not SVG, no ``<title>``, no size, remote."""
+    if not path.is_file():
+        return [f"{path} does not exist"]
+    try:
+        root = ElementTree.parse(path).getroot()
+    except ElementTree.ParseError as error:
+        return [f"{path.name} is not well-formed XML: {error}"]
+    problems = [] if root.tag == f"{SVG_NS}svg" else [f"{path.name}: the root element is {root.tag}, not <svg>"]
+    title = root.find(f"{SVG_NS}title")
+    if title is None or not "".join(title.itertext()).strip():
+        problems.append(f"{path.name} has no <title> under <svg> (the diagram's accessible name)")
+    if root.get("viewBox") is None and not (root.get("width") and root.get("height")):
+        problems.append(f"{path.name} has neither a viewBox nor a width and height")
+    if re.search(r"""(?:href|src)\s*=\s*["'](?:https?:)?//|@import|url\(\s*["']?(?:https?:)?//""", path.read_text()):
+        problems.append(f"{path.name} loads something from the network")
+    return problems
+
+
+_SVG_HARNESS = """<!doctype html><html><body><pre id="result">pending</pre><script>
+const sources = %s, result = {};
+function report(name, value) {
+  result[name] = value;
+  if (Object.keys(result).length === Object.keys(sources).length)
+    document.getElementById("result").textContent = JSON.stringify(result);
+}
+for (const [name, uri] of Object.entries(sources)) {
+  const img = new Image();
+  img.onerror = () => report(name, {loaded: false});
+  img.onload = () => {
+    const width = 480, ratio = img.naturalWidth && img.naturalHeight ? img.naturalHeight / img.naturalWidth : 0.6;
+    const canvas = Object.assign(document.createElement("canvas"), {width, height: Math.max(1, Math.round(width * ratio))});
+    const context = canvas.getContext("2d");
+    context.drawImage(img, 0, 0, canvas.width, canvas.height);
+    try {
+      const pixels = context.getImageData(0, 0, canvas.width, canvas.height).data;
+      let opaque = 0, ink = 0;
+      for (let i = 0; i < pixels.length; i += 4) {
+        opaque += pixels[i + 3] === 255;
+        ink += pixels[i + 3] > 128 && 0.299 * pixels[i] + 0.587 * pixels[i + 1] + 0.114 * pixels[i + 2] < 160;
+      }
+      const n = pixels.length / 4;
+      report(name, {loaded: true, width: img.naturalWidth, height: img.naturalHeight, opaque: opaque / n, ink: ink / n});
+    } catch (error) { report(name, {loaded: true, error: String(error)}); }
+  };
+  img.src = uri;
+}
+</script></body></html>
+"""
+
+
+def _svg_render_problems(chromium: str, files: list[Path], tmp_path: Path) -> list[str]:
+    """Draw each SVG file in headless Chromium (as an ``<img>``, onto a canvas) and report any that fails to
+    load, draws nothing dark (blank: no strokes, no text) or is not opaque (a transparent background does not
+    read on the dark theme)."""
+    sources = {path.name: "data:image/svg+xml;base64," + base64.b64encode(path.read_bytes()).decode()
+               for path in files}
+    harness = tmp_path / "svg_harness.html"
+    harness.write_text(_SVG_HARNESS % json.dumps(sources))
+    dom = _dump_dom(chromium, harness.as_uri(), tmp_path / "profile-svg")
+    found = re.search(r'<pre id="result">(.*?)</pre>', dom, re.S)
+    assert found and found.group(1) != "pending", f"the SVG check page did not finish: {dom[-2000:]}"
+    problems = []
+    for name, r in json.loads(html.unescape(found.group(1))).items():
+        if not r["loaded"] or "error" in r:
+            problems.append(f"{name} does not render in Chromium {r.get('error', '')}".strip())
+        elif r["ink"] < 0.002:
+            problems.append(f"{name} renders blank ({r['ink']:.4f} of its pixels are dark)")
+        elif r["opaque"] < 0.98:
+            problems.append(f"{name} has a transparent background ({r['opaque']:.3f} of its pixels are opaque)")
+    return problems
+
+
+def test_site_renders_in_chromium(tiny_book: dict, tmp_path: Path):
+    chromium = _require_chromium()
     site = Path(tiny_book["site"])
     assert (site / "index.html").exists()
     from matplotlib.image import imread
@@ -130,11 +307,7 @@ def test_site_renders_in_chromium(tiny_book: dict, tmp_path: Path):
     for path in NOTEBOOKS:
         page = site / "book" / f"{path.stem}.html"
         assert page.exists(), f"the site has no page for {path.name}"
-        proc = subprocess.run([chromium, *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'profile'}",
-                               "--virtual-time-budget=3000", "--dump-dom", page.as_uri()],
-                              capture_output=True, text=True, timeout=120)
-        dom = proc.stdout
-        assert proc.returncode == 0 and "</html>" in dom, f"Chromium could not render {page}: {proc.stderr[-2000:]}"
+        dom = _dump_dom(chromium, page.as_uri(), tmp_path / "profile")
         title = _title(path)
         h1 = [html.unescape(re.sub(r"<[^>]+>", "", h)).replace("#", "").strip()
               for h in re.findall(r"<h1[^>]*>(.*?)</h1>", dom, re.S)]
@@ -148,6 +321,99 @@ def test_site_renders_in_chromium(tiny_book: dict, tmp_path: Path):
             pixels = imread(page.parent / src)
             if pixels.ndim == 3 and pixels.shape[2] == 4:
                 assert pixels[..., 3].min() == 1.0, f"{src} on {page.name} has a transparent background"
+        # the equations, typeset by the site's own MathJax with no network
+        written = len(_MathAudit(page.read_text()).math)
+        rendered, problems = _math_problems(dom)
+        assert not problems and rendered == written, f"{page.name}: math not typeset offline: {problems[:5]}"
+        if path.stem.startswith("05_"):
+            assert any(r["tag"] == "div" for r in _MathAudit(dom).math), f"{page.name} has no display math"
+    for page in sorted((site / "book").glob("*.html")):  # the pages that are not chapters (introduction, references)
+        written = len(_MathAudit(page.read_text()).math)
+        if written and page.stem not in {p.stem for p in NOTEBOOKS}:
+            rendered, problems = _math_problems(_dump_dom(chromium, page.as_uri(), tmp_path / "profile"))
+            assert not problems and rendered == written, f"{page.name}: math not typeset offline: {problems[:5]}"
+
+
+def test_site_loads_nothing_from_the_network(tiny_book: dict):
+    """Every page's scripts and stylesheets, and the fonts and imports of those stylesheets, are in the site."""
+    site = Path(tiny_book["site"])
+    pages = sorted(p for p in site.rglob("*.html") if "_static" not in p.relative_to(site).parts)  # not templates
+    assert len(pages) > len(NOTEBOOKS)
+    for page in pages:
+        text = page.read_text()
+        assert not _remote_resources(text), f"{page.relative_to(site)} loads {_remote_resources(text)}"
+        for url in re.findall(r"""<script\b[^>]*\bsrc\s*=\s*["']([^"'?#]+)""", text):
+            assert (page.parent / url).is_file(), f"{page.relative_to(site)} loads {url}, which the site lacks"
+    for sheet in site.rglob("*.css"):
+        found = re.findall(r"""url\(\s*["']?((?:https?:)?//[^"')]+)|@import\s+(?:url\()?\s*["']((?:https?:)?//[^"']+)""",
+                           sheet.read_text(errors="replace"))
+        assert not found, f"{sheet.relative_to(site)} loads {found[:3]}"
+
+
+def test_site_diagrams_are_svg_files_that_render(tiny_book: dict, tmp_path: Path):
+    """The chapters' diagrams: at least five distinct SVG files, each in the site, well-formed SVG with a
+    <title>, and drawn by Chromium (loads, not blank, opaque)."""
+    chromium = _require_chromium()
+    site = Path(tiny_book["site"])
+    files: dict[Path, str] = {}
+    for path in NOTEBOOKS:
+        page = site / "book" / f"{path.stem}.html"
+        for src in _local_svgs(page.read_text()):
+            files.setdefault((page.parent / src.split("?")[0]).resolve(), page.name)
+    assert len(files) >= 5, f"the chapters show {len(files)} SVG diagrams, fewer than five: {sorted(files)}"
+    problems = [f"{files[f]}: {p}" for f in files for p in _svg_file_problems(f)]
+    assert not problems, problems
+    assert not _svg_render_problems(chromium, sorted(files), tmp_path)
+
+
+def test_site_checks_catch_raw_math_and_broken_diagrams(tmp_path: Path):
+    """The checks above, on small pages: raw TeX and a TeX error are caught, typeset math with the vendored
+    MathJax passes offline; a missing, malformed, title-less or blank SVG is caught, a good one passes."""
+    assert _remote_resources('<script src="https://cdn.jsdelivr.net/x.js"></script><link href="//f.org/a.css">') == [
+        "https://cdn.jsdelivr.net/x.js", "//f.org/a.css"]
+    assert not _remote_resources('<script src="_static/x.js"></script><a href="https://github.com">repo</a>')
+    assert _local_svgs('<img src="https://x.org/badge.svg"><img alt="a" src="../_images/a.svg">') == ["../_images/a.svg"]
+    chromium = _require_chromium()
+    mathjax = BOOK / "_static" / "mathjax" / "tex-chtml-full.js"
+    body = r"""<p>Inline <span class="math notranslate nohighlight">\(T^2\)</span> and code <code>x[\[</code>.</p>
+<div class="math notranslate nohighlight">\[p_i = \frac{\exp(z_i / T)}{\sum_j \exp(z_j / T)}\]</div>"""
+
+    def page(script: str, body: str) -> str:  # the head Sphinx writes: MathJax's options, then its script
+        return (f'<html><head><script>window.MathJax = {{"options": {{"processHtmlClass": "math"}}}}</script>'
+                f'{script}</head><body>{body}</body></html>')
+
+    raw = tmp_path / "raw.html"
+    raw.write_text(page("", body))
+    written = len(_MathAudit(raw.read_text()).math)
+    assert written == 2
+    count, problems = _math_problems(_dump_dom(chromium, raw.as_uri(), tmp_path / "p"))
+    assert count == 2 and len([p for p in problems if p.startswith("not typeset")]) == 2
+    assert len([p for p in problems if p.startswith("raw TeX")]) == 4, problems  # \( \) \[ \], not the code's \[
+    typeset = tmp_path / "typeset.html"
+    typeset.write_text(page(f'<script defer src="{mathjax.as_uri()}"></script>', body))
+    assert _math_problems(_dump_dom(chromium, typeset.as_uri(), tmp_path / "p")) == (2, [])
+    wrong = tmp_path / "wrong.html"
+    wrong.write_text(page(f'<script defer src="{mathjax.as_uri()}"></script>',
+                          r'<span class="math">\(\frac{1}{2}}\)</span> <span class="math">\(\nosuchmacro x\)</span>'))
+    count, problems = _math_problems(_dump_dom(chromium, wrong.as_uri(), tmp_path / "p"))
+    assert count == 2 and len(problems) == 2 and all(p.startswith("TeX error") for p in problems), problems
+
+    svg = ('<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 200 100" width="200" height="100">{title}'
+           '<rect width="200" height="100" fill="#ffffff"/>{ink}</svg>')
+    ink = '<rect x="20" y="20" width="160" height="60" fill="none" stroke="#222" stroke-width="4"/>' \
+          '<text x="100" y="58" text-anchor="middle" font-size="20" fill="#222">layer</text>'
+    cases = {"good.svg": svg.format(title="<title>A layer</title>", ink=ink),
+             "untitled.svg": svg.format(title="", ink=ink),
+             "broken.svg": svg.format(title="<title>A layer</title>", ink=ink).replace("</svg>", "<g></svg>"),
+             "blank.svg": svg.format(title="<title>Nothing</title>", ink=""),
+             "clear.svg": svg.format(title="<title>A layer</title>", ink=ink).replace('fill="#ffffff"', 'fill="none"')}
+    for name, text in cases.items():
+        (tmp_path / name).write_text(text)
+    assert _svg_file_problems(tmp_path / "good.svg") == []
+    assert _svg_file_problems(tmp_path / "missing.svg") and _svg_file_problems(tmp_path / "broken.svg")
+    assert any("<title>" in p for p in _svg_file_problems(tmp_path / "untitled.svg"))
+    rendered = _svg_render_problems(chromium, [tmp_path / n for n in cases], tmp_path)
+    assert sorted(p.split()[0] for p in rendered) == ["blank.svg", "broken.svg", "clear.svg"], rendered
 
 
 @pytest.fixture(scope="session")
