@@ -27,7 +27,7 @@ LAYERS = [
     ("data", {"data"}),
     ("measurement", {"evaluation", "speed"}),
     ("stages", {"pretrain", "distill", "finetune"}),
-    ("experiments", {"experiments"}),
+    ("experiments", {"experiments", "report_card"}),
     ("artifacts", {"artifacts"}),
     ("tools", {"standins", "export"}),
     ("cli", {"cli", "__main__", "__init__"}),
