@@ -169,8 +169,8 @@ def test_two_classes_give_no_macro_f1_and_no_teacher_gives_no_ratios(dirs, tmp_p
     assert alone["models"]["student"]["accuracy"] == evaluate_classifier(dirs["student_2"], validation,
                                                                          max_length=MAX_LENGTH)
     card = (tmp_path / "alone" / "report.md").read_text()
-    assert "|  | student |" in card and "teacher" not in card
-    assert "The student: accuracy" in alone["verdict"] and "Goals" not in alone["verdict"]
+    assert "|  | model |" in card and "teacher |" not in card and "student / teacher" not in card
+    assert "The model (no teacher given): accuracy" in alone["verdict"] and "Goals" not in alone["verdict"]
     assert (tmp_path / "alone" / "report.png").read_bytes()[:8] == PNG
 
 

@@ -163,7 +163,7 @@ def _verdict(report: dict, goals: Mapping[str, float] | None) -> str:
     if ratios is None:
         f1 = f" (macro-F1 {student['macro_f1']:.3f})" if "macro_f1" in student else ""
         speeds = " and ".join(f"{student['speed'][f'batch_{b}']['median_ms']:.3g} ms at batch {b}" for b in sizes)
-        line = (f"The student: accuracy {student['accuracy']:.3f}{f1}, {student['parameters']:,} parameters, "
+        line = (f"The model (no teacher given): accuracy {student['accuracy']:.3f}{f1}, {student['parameters']:,} parameters, "
                 f"median latency {speeds} on {device}.")
     else:
         def pct(x):
@@ -195,7 +195,7 @@ def _count(x: float) -> str:
 
 def _markdown(report: dict) -> str:
     models, ratios, settings, env = report["models"], report.get("ratios"), report["settings"], report["environment"]
-    names = list(models)
+    names = list(models) if ratios is not None else ["model"]  # alone, a fine-tuned model need not be a student
 
     def row(label: str, cells: list[str], ratio: str | None = None) -> str:
         return "| " + " | ".join([label, *cells, *([] if ratios is None else [ratio or ""])]) + " |"
@@ -248,16 +248,17 @@ def _plot(report: dict, path: Path) -> None:
     FigureCanvasAgg(fig)
     ax = fig.add_subplot(facecolor="white")
     slowest = max(m["speed"][f"batch_{b}"]["median_ms"] for m in report["models"].values())
-    for (name, m), colour in zip(report["models"].items(), ("#1f4e8c", "#c0392b"), strict=False):
+    for i, ((name, m), colour) in enumerate(zip(report["models"].items(), ("#1f4e8c", "#c0392b"), strict=False)):
         x, y = m["speed"][f"batch_{b}"]["median_ms"], m["accuracy"]
         ax.scatter([x], [y], s=60, color=colour, zorder=3)
-        right = x == slowest and len(report["models"]) > 1  # the slowest's label to its left, inside the axes
+        below = i == 1  # the teacher's label above its point, the student's below: close points stay legible
         ax.annotate(f"{name}\n{m['parameters']:,} parameters", (x, y), textcoords="offset points",
-                    xytext=(-8 if right else 8, 6), ha="right" if right else "left", fontsize=9, color="#222222")
+                    xytext=(8, -8 if below else 8), va="top" if below else "bottom", fontsize=9, color="#222222")
     ax.set_xlabel(f"median latency at batch {b} (ms, {report['environment']['device']})")
     ax.set_ylabel("validation accuracy")
     ax.set_xlim(0, 1.6 * slowest)
-    ax.set_ylim(0, 1.05)
+    ax.set_ylim(0, 1.15)
+    ax.set_yticks([0, 0.2, 0.4, 0.6, 0.8, 1.0])
     ax.grid(True, color="#dddddd")
     ax.set_title("Report card: accuracy and latency", fontsize=11)
     fig.tight_layout()
@@ -284,7 +285,8 @@ def write_report_card(
         student_dir: the student classifier (a ``model/`` folder written by ``finetune``).
         validation: a ``datasets.Dataset`` with ``text`` [``text_pair``] and ``label`` (class ids, or the class
             names of the models' ``id2label``), or a list of ``(text, label)``.
-        teacher_dir: the teacher classifier, or None (the student's column only, no ratios).
+        teacher_dir: the teacher classifier, or None: the student's figures only (its column is headed
+            "model": a plain fine-tuning run need not make a student), no ratios.
         tokenizer_dir: the tokenizer, for a model directory without one.
         max_length: inputs are truncated to this many tokens, as in training.
         batch_sizes: the batch sizes timed.
