@@ -17,7 +17,6 @@
 
 from __future__ import annotations
 
-import base64
 import html
 import json
 import os
@@ -141,9 +140,9 @@ RAW_TEX = re.compile(r"\\[()\[\]]")  # \( \) \[ \]: Sphinx's math delimiters, le
 SVG_NS = "{http://www.w3.org/2000/svg}"
 
 
-def _dump_dom(chromium: str, url: str, profile: Path, budget_ms: int = 5000) -> str:
+def _dump_dom(chromium: str, url: str, profile: Path, budget_ms: int = 5000, flags: tuple[str, ...] = ()) -> str:
     """The DOM of ``url`` after ``budget_ms`` of virtual time in headless Chromium, offline."""
-    proc = subprocess.run([chromium, *CHROMIUM_FLAGS, *OFFLINE_FLAGS, f"--user-data-dir={profile}",
+    proc = subprocess.run([chromium, *CHROMIUM_FLAGS, *OFFLINE_FLAGS, *flags, f"--user-data-dir={profile}",
                            f"--virtual-time-budget={budget_ms}", "--dump-dom", url],
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0 and "</html>" in proc.stdout, f"Chromium could not render {url}: {proc.stderr[-2000:]}"
@@ -277,14 +276,14 @@ for (const [name, uri] of Object.entries(sources)) {
 
 
 def _svg_render_problems(chromium: str, files: list[Path], tmp_path: Path) -> list[str]:
-    """Draw each SVG file in headless Chromium (as an ``<img>``, onto a canvas) and report any that fails to
-    load, draws nothing dark (blank: no strokes, no text) or is not opaque (a transparent background does not
-    read on the dark theme)."""
-    sources = {path.name: "data:image/svg+xml;base64," + base64.b64encode(path.read_bytes()).decode()
-               for path in files}
+    """Load each SVG file, where it is, in headless Chromium (as an ``<img>``, drawn onto a canvas) and report
+    any that fails to load (missing, malformed), draws nothing dark (blank: no strokes, no text) or is not
+    opaque (a transparent background does not read on the dark theme)."""
+    sources = {path.name: path.absolute().as_uri() for path in files}
     harness = tmp_path / "svg_harness.html"
     harness.write_text(_SVG_HARNESS % json.dumps(sources))
-    dom = _dump_dom(chromium, harness.as_uri(), tmp_path / "profile-svg")
+    # file:// pages may read file:// images back from a canvas only with this flag (else the canvas is tainted)
+    dom = _dump_dom(chromium, harness.as_uri(), tmp_path / "profile-svg", flags=("--allow-file-access-from-files",))
     found = re.search(r'<pre id="result">(.*?)</pre>', dom, re.S)
     assert found and found.group(1) != "pending", f"the SVG check page did not finish: {dom[-2000:]}"
     problems = []
@@ -412,8 +411,8 @@ def test_site_checks_catch_raw_math_and_broken_diagrams(tmp_path: Path):
     assert _svg_file_problems(tmp_path / "good.svg") == []
     assert _svg_file_problems(tmp_path / "missing.svg") and _svg_file_problems(tmp_path / "broken.svg")
     assert any("<title>" in p for p in _svg_file_problems(tmp_path / "untitled.svg"))
-    rendered = _svg_render_problems(chromium, [tmp_path / n for n in cases], tmp_path)
-    assert sorted(p.split()[0] for p in rendered) == ["blank.svg", "broken.svg", "clear.svg"], rendered
+    rendered = _svg_render_problems(chromium, [tmp_path / n for n in [*cases, "missing.svg"]], tmp_path)
+    assert sorted(p.split()[0] for p in rendered) == ["blank.svg", "broken.svg", "clear.svg", "missing.svg"], rendered
 
 
 @pytest.fixture(scope="session")
