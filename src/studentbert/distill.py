@@ -31,7 +31,7 @@ from .data.segments import build_segment_examples
 from .evaluation import evaluate_mlm, teacher_student_agreement
 from .hf import Teacher, load_teacher, load_tokenizer, model_source, save_pretrained
 from .profiles import Profile
-from .student_init import check_compatible, make_student
+from .student_init import check_compatible, default_layer_map, make_student
 from .training import Trainer
 from .triple_loss import DistillationLoss, DistillationLossWeights
 
@@ -87,6 +87,47 @@ class DistillationStep:
         return out.loss, {k: v for k, v in out.to_dict().items() if k != "loss"}
 
 
+def _tokenizer_for(teacher: Teacher, teacher_dir: str, tokenizer: str | Path | None):
+    """The teacher's own tokenizer (exactly its vocabulary), or ``tokenizer`` checked against the teacher."""
+    vocab_size = teacher.config.vocab_size
+    if tokenizer is None:
+        tok = load_tokenizer(teacher_dir, "teacher")  # refuses a directory without tokenizer files
+        if len(tok) != vocab_size:
+            raise ValueError(
+                f"The tokenizer in {teacher_dir} has {len(tok)} tokens but the teacher's vocabulary has "
+                f"{vocab_size}: the student must share the teacher's tokenizer; save the teacher's own "
+                f"tokenizer with it (tokenizer.save_pretrained('{teacher_dir}')), or pass --tokenizer DIR.")
+        return tok
+    tok = load_tokenizer(teacher_dir, "teacher", config=teacher.config, tokenizer_dir=tokenizer)
+    vocab = tok.get_vocab()
+    absent = [f"{name}_token" for name in ("cls", "sep", "pad", "unk", "mask")
+              if getattr(tok, f"{name}_token", None) is None or not 0 <= vocab.get(str(getattr(tok, f"{name}_token")),
+                                                                                   -1) < vocab_size]
+    if absent:
+        raise ValueError(f"The tokenizer {tokenizer} lacks {', '.join(absent)} (BERT's [CLS], [SEP], [PAD], [UNK], "
+                         f"[MASK]) within the teacher's {vocab_size} tokens, so it does not fit the teacher: pass the "
+                         f"tokenizer the teacher was trained with (--tokenizer DIR, or none for the teacher's own).")
+    return tok
+
+
+def _layers_for(teacher: Teacher, student_layers: int, init: str, layers: Sequence[int] | None) -> list[int] | None:
+    """The teacher layers to copy, checked: one per student layer, each an index of the teacher's layers."""
+    n = teacher.config.num_layers
+    if layers is None:
+        return default_layer_map(n, student_layers) if init == "teacher" else None
+    layers = [int(i) for i in layers]
+    if init != "teacher":
+        raise ValueError(f"--layers {' '.join(map(str, layers))} names teacher layers to copy, but --init {init} "
+                         f"copies none: drop --layers, or use --init teacher.")
+    if len(layers) != student_layers:
+        raise ValueError(f"--layers {' '.join(map(str, layers))} lists {len(layers)} teacher layers for a student "
+                         f"of {student_layers} (--student-layers): give one teacher layer per student layer.")
+    if any(not 0 <= i < n for i in layers):
+        raise ValueError(f"--layers {' '.join(map(str, layers))}: the teacher has {n} layers, so every index must "
+                         f"be in 0..{n - 1}.")
+    return layers
+
+
 def distill(
     profile: Profile,
     teacher_dir: str | Path,
@@ -99,6 +140,9 @@ def distill(
     restrict_ce_to_mask: bool = False,
     resume: bool | str = True,
     stop_after: int | None = None,
+    tokenizer: str | Path | None = None,
+    layers: Sequence[int] | None = None,
+    run_config: dict | None = None,
 ) -> Path:
     """Distil the teacher in ``teacher_dir`` into a student of ``profile.student_layers`` layers, on ``documents``.
 
@@ -107,20 +151,28 @@ def distill(
     settings are ``profile.distill``, ``profile.student_layers`` and ``profile.data``. ``resume`` and
     ``stop_after`` are those of :meth:`studentbert.training.Trainer.train`.
 
-    Writes ``checkpoint.pt``, ``metrics.jsonl``, ``results.json`` and ``model/`` (a ``DistilBertForMaskedLM``
-    directory with the tokenizer, which ``AutoModelForMaskedLM`` loads) into ``output_dir``; returns ``model/``.
+    ``tokenizer``: a directory or hub id of the tokenizer (None: the teacher's own); it must fit the teacher (no
+    more tokens than its embedding rows, BERT's special tokens within them). ``layers``: the teacher layers copied
+    into the student, one per student layer (None: :func:`~studentbert.student_init.default_layer_map`).
+    ``run_config``: the settings to record in ``run_config.json`` when training starts (the command line's),
+    with the teacher layers copied added as ``layers``.
+
+    Writes ``run_config.json`` (with ``run_config``), ``checkpoint.pt``, ``metrics.jsonl``, ``results.json`` and
+    ``model/`` (a ``DistilBertForMaskedLM`` directory with the tokenizer, which ``AutoModelForMaskedLM`` loads) into
+    ``output_dir``; returns ``model/``.
     """
     output_dir = Path(output_dir)
     weights = weights or DistillationLossWeights()
     teacher_dir = model_source(teacher_dir)  # a directory or a hub id; a missing directory is refused here
     teacher = load_teacher(teacher_dir, need_mlm_head=weights.alpha_ce > 0)
-    tokenizer = load_tokenizer(teacher_dir, "teacher")  # refuses a directory without tokenizer files
-    if len(tokenizer) != teacher.config.vocab_size:
-        raise ValueError(
-            f"The tokenizer in {teacher_dir} has {len(tokenizer)} tokens but the teacher's vocabulary has "
-            f"{teacher.config.vocab_size}: the student must share the teacher's tokenizer; save the teacher's "
-            f"own tokenizer with it (tokenizer.save_pretrained('{teacher_dir}')).")
-    student = make_student(teacher, profile.student_layers, init, seed=profile.distill.seed)
+    tokenizer = _tokenizer_for(teacher, teacher_dir, tokenizer)
+    default_layers = _layers_for(teacher, profile.student_layers, init, None)
+    layers = _layers_for(teacher, profile.student_layers, init, layers)
+    if profile.data.max_length > teacher.config.max_position_embeddings:
+        raise ValueError(f"--max-length {profile.data.max_length} is longer than the teacher's position table "
+                         f"({teacher.config.max_position_embeddings}): pass --max-length "
+                         f"{teacher.config.max_position_embeddings} or less.")
+    student = make_student(teacher, profile.student_layers, init, layers=layers, seed=profile.distill.seed)
     check_compatible(teacher.config, student.config)
     d = profile.data
     train = build_segment_examples(documents, tokenizer, max_length=d.max_length)
@@ -136,8 +188,13 @@ def distill(
                           "teacher": str(Path(teacher_dir).resolve()) if Path(teacher_dir).is_dir() else str(teacher_dir),
                           "teacher_config": teacher.config.to_dict(), "student_config": student.config.to_dict(),
                           "student_layers": profile.student_layers, "weights": dict(weights.__dict__),
-                          "init": init, "restrict_ce_to_mask": restrict_ce_to_mask, "data": dict(vars(d))})
+                          "init": init, "restrict_ce_to_mask": restrict_ce_to_mask, "data": dict(vars(d)),
+                          # the layers only when chosen: a checkpoint of an older version has no such key
+                          **({"layers": layers} if layers != default_layers else {})})
     step.teacher.to(trainer.accelerator.device)
+    if run_config is not None and trainer.is_main:
+        output_dir.mkdir(parents=True, exist_ok=True)
+        (output_dir / "run_config.json").write_text(json.dumps({**run_config, "layers": layers}, indent=2, default=str))
     t0 = time.perf_counter()
     final = trainer.train(resume=resume, stop_after=stop_after)
     if trainer.step < profile.distill.max_steps:
@@ -149,8 +206,9 @@ def distill(
                if not isinstance(teacher, BertModel) else {}),  # a bare encoder has no MLM head to evaluate
             "teacher": str(teacher_dir), "teacher_class": type(teacher).__name__,
             "weights": weights.__dict__, "init": init, "restrict_ce_to_mask": restrict_ce_to_mask,
-            "student_layers": profile.student_layers, "steps": trainer.step, "history": trainer.history,
-            "seconds": time.perf_counter() - t0, "device": str(trainer.accelerator.device),
+            "student_layers": profile.student_layers, "layers": layers, "steps": trainer.step,
+            "history": trainer.history, "seconds": time.perf_counter() - t0,
+            "device": str(trainer.accelerator.device),
         }
         save_pretrained(student, output_dir / "model", tokenizer)
         (output_dir / RESULTS).write_text(json.dumps(results, indent=2))

@@ -41,7 +41,7 @@ def pretraining_loss(model, batch: dict[str, torch.Tensor]) -> tuple[torch.Tenso
 
 def pretrain(profile: Profile, output_dir: str | Path, *, documents: Sequence[Sequence[str]],
              heldout: Sequence[Sequence[str]], tokenizer, resume: bool | str = True, stop_after: int | None = None,
-             allow_changes: Iterable[str] | None = None) -> Path:
+             allow_changes: Iterable[str] | None = None, run_config: dict | None = None) -> Path:
     """Pretrain a teacher on ``documents``; returns the Hugging Face directory of the result.
 
     ``documents`` and ``heldout`` are lists of documents, each a list of sentences (the profile's corpus:
@@ -49,7 +49,8 @@ def pretrain(profile: Profile, output_dir: str | Path, *, documents: Sequence[Se
     pretrained). The model and optimisation settings are ``profile.teacher``, ``profile.data.max_length``,
     ``profile.data.seed`` and ``profile.pretrain``.
 
-    Writes into ``output_dir``: ``checkpoint.pt`` (as it goes; a rerun resumes from it), ``metrics.jsonl``,
+    Writes into ``output_dir``: ``run_config.json`` (``run_config``, the command line's settings, when given),
+    ``checkpoint.pt`` (as it goes; a rerun resumes from it), ``metrics.jsonl``,
     ``results.json`` (final held-out metrics, baselines, time) and ``model/`` (``AutoModelForPreTraining``
     loads it; the tokenizer is saved beside the weights). ``resume`` and ``allow_changes`` are those of
     :meth:`studentbert.training.Trainer.train`: a resume with another data or model setting is refused.
@@ -69,6 +70,9 @@ def pretrain(profile: Profile, output_dir: str | Path, *, documents: Sequence[Se
                       evaluate=lambda m: evaluate_pretraining(m, heldout, tokenizer),
                       description=f"pretraining ({profile.name})",
                       settings={"data": dataclasses.asdict(d), "model": config.to_dict()})
+    if run_config is not None and trainer.is_main:
+        output_dir.mkdir(parents=True, exist_ok=True)
+        (output_dir / "run_config.json").write_text(json.dumps(run_config, indent=2, default=str))
     final = trainer.train(resume=resume, stop_after=stop_after, allow_changes=allow_changes)
     if trainer.step < profile.pretrain.max_steps:
         return output_dir  # interrupted on purpose; a rerun resumes

@@ -58,6 +58,15 @@ def documents_from_lines(lines: Iterable[str], split: bool = True) -> Iterator[l
         yield document
 
 
+def documents_from_texts(texts: Iterable[str | None]) -> Iterator[list[str]]:
+    """One document per text (a line of a file, a row of a table), cut into sentences by :func:`split_sentences`;
+    empty texts (``None``, blank) are dropped."""
+    for text in texts:
+        document = split_sentences(text or "")
+        if document:
+            yield document
+
+
 def documents_from_wikitext(lines: Iterable[str]) -> Iterator[list[str]]:
     """WikiText's format: an article starts at a `` = Title = `` line; `` = = Section = = `` lines and blank
     lines are dropped; every other line is a paragraph, cut into sentences. WikiText's tokenisation of
@@ -186,7 +195,7 @@ def load_documents(
         if text_column not in dataset.column_names:
             raise ValueError(
                 f"{source!r} has no column {text_column!r}; its columns are {dataset.column_names}. "
-                "Pass text_column=<the column that holds the text>."
+                "Pass text_column=<the column that holds the text> (--text-column on the command line)."
             )
         lines = (row[text_column] or "" for row in dataset)
 
@@ -195,7 +204,7 @@ def load_documents(
     elif layout == "wikitext":
         docs = documents_from_wikitext(lines)
     elif layout == "rows":
-        docs = (d for d in (split_sentences(line) for line in lines) if d)
+        docs = documents_from_texts(lines)
     else:
         raise ValueError(f"Unknown layout {layout!r}; use 'lines', 'wikitext' or 'rows'.")
     documents = []
