@@ -110,6 +110,11 @@ def test_string_labels_finetune_then_task_distil_a_student(teacher_ft, files, tm
     assert student["distilled_from"] == str(teacher_ft.resolve())
     assert student["settings"]["alpha"] == 0.3 and student["settings"]["student_layers"] == 3
     check_pipeline(out / "model", NAMES)
+    # the report card: teacher beside student, measured on the validation file
+    card = json.loads((out / "report.json").read_text())
+    assert card["models"]["student"]["accuracy"] == pytest.approx(student["accuracy"])
+    assert card["models"]["teacher"]["accuracy"] == pytest.approx(results["accuracy"])
+    assert "macro_f1" in card["models"]["student"] and (out / "report.md").is_file() and (out / "report.png").is_file()
     # the student started from the teacher's layers [0, 3, 5] (default_layer_map: the first, the last, spread)
     assert default_layer_map(6, 3) == [0, 3, 5]
     teacher = transformers.AutoModel.from_pretrained(teacher_ft)

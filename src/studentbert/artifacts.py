@@ -34,7 +34,7 @@ def home() -> Path:
 #: the cache. Every other module of the package is hashed into the fingerprint.
 NOT_IN_FINGERPRINT = frozenset({
     "__init__.py", "__main__.py", "cli.py", "experiments.py", "export.py", "finetune.py", "hardware.py",
-    "hf_trainer.py", "report.py", "report_card.py", "source.py", "speed.py", "standins.py",
+    "config_file.py", "hf_trainer.py", "report.py", "report_card.py", "source.py", "speed.py", "standins.py",
 })
 
 

@@ -233,6 +233,13 @@ def _run_downstream(args: argparse.Namespace, profile: Profile, resume: bool | s
                        teacher_dir=args.teacher, alpha=args.alpha, temperature=args.temperature, resume=resume,
                        num_labels=num_labels, label_names=names, tokenizer_dir=args.tokenizer,
                        student_layers=args.student_layers)
+        if out.get("completed") and int(os.environ.get("RANK", "0")) == 0:  # a finished run, the main process
+            from .report_card import REPORT_FILES, write_report_card
+
+            card = write_report_card(args.output_dir, out["model_dir"], test, teacher_dir=args.teacher,
+                                     tokenizer_dir=args.tokenizer, max_length=max_length, device=out.get("device"))
+            out["report_card"] = {"files": [str(Path(args.output_dir) / f) for f in REPORT_FILES],
+                                  "verdict": card["verdict"]}
     elif args.command == "compare":
         out = compare(profile, args.teacher, args.student, args.output_dir)
     else:

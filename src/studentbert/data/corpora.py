@@ -27,7 +27,7 @@ import random
 from collections.abc import Sequence
 from pathlib import Path
 
-from .labelled import FILE_FORMATS, _read_file
+from .labelled import FILE_FORMATS, read_table
 from .text import documents_from_texts, load_documents
 
 TEXT_SUFFIXES = (".txt",)
@@ -92,7 +92,7 @@ def _file_texts(path: Path, text_column: str) -> list[str | None]:
         except UnicodeDecodeError as error:
             raise ValueError(f"The corpus file {path} is not UTF-8 text ({error.reason} at byte {error.start}): "
                              f"convert it to UTF-8.") from None
-    data = _read_file(path, "corpus")
+    data = read_table(path, "corpus")
     if text_column not in data:
         raise ValueError(f"The corpus file {path} has no column {text_column!r} (its columns: "
                          f"{', '.join(map(str, data)) or 'none'}): pass --text-column with the name of the column "

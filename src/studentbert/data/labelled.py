@@ -54,7 +54,7 @@ def _is_missing(value) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value))
 
 
-def _read_file(path: Path, what: str) -> dict[str, list]:
+def read_table(path: Path, what: str) -> dict[str, list]:
     """The columns of a CSV/TSV, JSON Lines/JSON or parquet file, as lists (missing cells as None)."""
     import pandas as pd
 
@@ -187,7 +187,7 @@ def _from_source(source, what: str, split: str, dataset_config: str | None) -> t
         path = Path(source).expanduser()
         if path.suffix.lower() in FILE_FORMATS or path.is_file() or (
                 str(source).startswith((".", "/", "~")) and not path.exists()):
-            return _read_file(path, what), None
+            return read_table(path, what), None
         try:
             dataset = datasets.load_dataset(str(source), dataset_config, split=split)
         except ValueError as error:  # an unknown split or configuration
