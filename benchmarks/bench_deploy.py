@@ -59,7 +59,6 @@ from studentbert.hf import config_from_hf
 GOAL_SPEEDUP, GOAL_ACCURACY_POINTS, GOAL_AGREEMENT = 4.0, 0.5, 0.99
 VARIANTS = ("eager-fp32", "compile-fp32", "torch-int8", "onnx-fp32", "onnx-int8", "bf16")
 INT8 = ("torch-int8", "onnx-int8")
-PARTS = ("data", "teacher", "pretrain", "student_layers", "distill", "finetune", "task", "teacher_checkpoint")
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -135,22 +134,18 @@ def _ort_matmul_integer(m: int, k: int, n: int):
 
 def tiny_models(profile_name: str = "tiny"):
     """The profile's fine-tuned teacher and task-distilled student (chapter 7's runs, cached)."""
-    from studentbert.artifacts import artifact_dir, distilled_student, pretrained_teacher
+    from studentbert.artifacts import distilled_student, pretrained_teacher, task_runs_dir
     from studentbert.data import task_datasets
-    from studentbert.finetune import finetune
+    from studentbert.experiments import task_classifiers
 
     settings = get_profile(profile_name)
-    teacher_dir, student_dir = pretrained_teacher(settings), distilled_student(settings)
     train, test = task_datasets(settings)
-    run = artifact_dir(settings, "compare", *PARTS)  # chapter 7's compare() runs: the same folders, reused
-    ft, max_length = settings.finetune, settings.task.max_length
-    teacher = finetune(teacher_dir, train, test, run / "teacher", ft, max_length, alpha=0.5, temperature=2.0)
-    student = finetune(student_dir, train, test, run / "student-task-distilled", ft, max_length,
-                       teacher_dir=teacher["model_dir"], alpha=0.5, temperature=2.0)
+    teacher, student = task_classifiers(settings, pretrained_teacher(settings), distilled_student(settings),
+                                        task_runs_dir(settings))
     description = (f"the {profile_name} profile's pretrained teacher and distilled student, fine-tuned on the "
                    f"{settings.task.name} task ({len(train)} training sentences; the student with task-specific "
                    f"distillation from the fine-tuned teacher), as in chapter 7")
-    return teacher["model_dir"], student["model_dir"], test, max_length, description
+    return teacher["model_dir"], student["model_dir"], test, settings.task.max_length, description
 
 
 def base_models(work: Path, train, test, max_length: int, seed: int = 0):

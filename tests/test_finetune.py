@@ -18,7 +18,7 @@ from studentbert.data import task_datasets
 from studentbert.data.sentiment import generate_sentiment
 from studentbert.data.tokenizer import train_wordpiece
 from studentbert.evaluation import evaluate_classifier
-from studentbert.experiments import ablation, compare
+from studentbert.experiments import ablation, compare, task_classifiers
 from studentbert.finetune import TaskDistillationLoss, finetune
 from studentbert.hf_trainer import TaskDistillationTrainer
 from studentbert.speed import inference_speed
@@ -240,6 +240,11 @@ def test_compare_and_ablation_tables(dirs, tmp_path):
     cached = finetune(dirs["teacher"], *task_datasets(profile), tmp_path / "compare" / "teacher",
                       profile.finetune, MAX_LENGTH)
     assert cached["accuracy"] == teacher_row["accuracy"] and cached["train_seconds"] == teacher_row["train_seconds"]
+    # chapter 11 deploys compare's fine-tuned teacher and task-distilled student: the same runs, not trained again
+    teacher, student = task_classifiers(profile, dirs["teacher"], dirs["student"], tmp_path / "compare")
+    for run, row in ((teacher, teacher_row), (student, summary["rows"][1])):
+        assert (run["model_dir"], run["accuracy"], run["train_seconds"]) == (row["model_dir"], row["accuracy"],
+                                                                            row["train_seconds"])
 
     rows = ablation(profile, dirs["teacher"], tmp_path / "ablation", steps=2, rows=["triple-loss", "no-cos"])
     runs = [json.loads((tmp_path / "ablation" / r / "distill" / "results.json").read_text()) for r in ("triple-loss",

@@ -20,7 +20,7 @@ def mlm_loss(model, batch):
     return F.cross_entropy(logits.flatten(0, 1), batch["labels"].flatten(), ignore_index=-100), {}
 
 
-def make(tmp: Path, steps: int = 8, lr: float = 1e-3):
+def make(tmp: Path, steps: int = 8, lr: float = 1e-3, precision: str = "auto"):
     torch.manual_seed(0)
     g = torch.Generator().manual_seed(1)
     # constant sequences (s, s, s, ...): a masked token is predictable from any other token
@@ -29,7 +29,8 @@ def make(tmp: Path, steps: int = 8, lr: float = 1e-3):
     data = [{"input_ids": [2 + s] * n} for s, n in zip(starts, sizes, strict=True)]
     model = sb.BertForPreTraining(sb.BertConfig(vocab_size=50, hidden_size=16, num_layers=2, num_heads=2,
                                                 intermediate_size=32, max_position_embeddings=16))
-    cfg = TrainConfig(max_steps=steps, batch_size=8, learning_rate=lr, eval_every=0, save_every=3, log_every=1)
+    cfg = TrainConfig(max_steps=steps, batch_size=8, learning_rate=lr, eval_every=0, save_every=3, log_every=1,
+                      mixed_precision=precision)
     return Trainer(model, mlm_loss, data, RandomMaskCollate(), cfg, tmp, description="test"), model
 
 
@@ -176,3 +177,13 @@ def test_accumulation_and_precision_settings_are_checked(tmp_path: Path):
     with pytest.raises(ValueError, match="'fp16' needs a CUDA GPU.*use 'bf16' or 'no'"):
         Trainer(model, mlm_loss, [{"input_ids": [2, 3]}] * 8, RandomMaskCollate(),
                 TrainConfig(batch_size=8, mixed_precision="fp16"), tmp_path)
+
+
+
+def test_runs_of_different_precisions_in_one_process(tmp_path: Path):
+    """accelerate keeps one precision per process; runs of a notebook may differ (fp32, then bf16, then fp32)."""
+    for i, precision in enumerate(("no", "bf16", "no")):
+        trainer, _ = make(tmp_path / str(i), steps=2, precision=precision)
+        assert trainer.accelerator.mixed_precision == precision
+        trainer.train()
+        assert trainer.step == 2

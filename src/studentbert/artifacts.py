@@ -22,6 +22,7 @@ from .checkpoint import RESULTS
 from .data import check_tokenizer, load_tokenizer, profile_corpus, train_wordpiece
 from .distill import distill
 from .gpus import fit_to_gpu
+from .hf import model_directory
 from .pretrain import pretrain
 from .profiles import Profile, get_profile
 
@@ -33,7 +34,7 @@ def home() -> Path:
 #: Modules whose code cannot change an artifact (the corpus, tokenizer, teacher or student): editing them keeps
 #: the cache. Every other module of the package is hashed into the fingerprint.
 NOT_IN_FINGERPRINT = frozenset({
-    "__init__.py", "__main__.py", "cli.py", "experiments.py", "export.py", "finetune.py", "hardware.py",
+    "__init__.py", "__main__.py", "cli.py", "experiments.py", "export.py", "finetune.py",
     "config_file.py", "hf_trainer.py", "report.py", "report_card.py", "source.py", "speed.py", "standins.py",
 })
 
@@ -116,3 +117,22 @@ def distilled_student(profile: Profile | str) -> Path:
         return run / "model"
     documents, heldout = corpus(p)
     return distill(p, teacher, run, documents=documents, heldout=heldout)
+
+
+#: The settings that the task runs depend on: chapter 7's comparison and ablation, which chapter 11 and
+#: ``benchmarks/bench_deploy.py`` reuse.
+TASK_PARTS = ("data", "teacher", "pretrain", "student_layers", "distill", "finetune", "task", "teacher_checkpoint")
+
+
+def task_runs_dir(profile: Profile | str, kind: str = "compare") -> Path:
+    """Where the profile's task runs of ``kind`` live: ``"compare"`` (:func:`studentbert.experiments.compare`,
+    whose fine-tuned teacher and task-distilled student chapter 11 deploys) or ``"ablation"``."""
+    return artifact_dir(_profile(profile), kind, *TASK_PARTS)
+
+
+def teacher_source(profile: Profile | str) -> Path:
+    """The teacher the task runs start from: the profile's ``teacher_checkpoint`` (a hub id, of which only the
+    config, the safetensors weights and the tokenizer are downloaded, or a local directory) or, without one,
+    :func:`pretrained_teacher`."""
+    p = _profile(profile)
+    return pretrained_teacher(p) if p.teacher_checkpoint is None else Path(model_directory(p.teacher_checkpoint))

@@ -51,6 +51,24 @@ def _read_json(path: Path) -> dict:
     return json.loads(path.read_text()) if path.is_file() else {}
 
 
+def task_classifiers(profile: Profile, teacher_dir: str | Path, student_dir: str | Path, output_dir: str | Path,
+                     alpha: float = 0.5, temperature: float = 2.0) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The pretrained teacher fine-tuned on the profile's task, and the distilled student task-distilled from it.
+
+    These are :func:`compare`'s first two rows, in the same folders of ``output_dir`` (``teacher/``,
+    ``student-task-distilled/``): called with :func:`compare`'s ``output_dir``, it returns those runs (each
+    :func:`~studentbert.finetune.finetune` result, with ``model_dir`` and ``accuracy``) without training
+    again. Chapter 11 and ``benchmarks/bench_deploy.py`` deploy these two classifiers.
+    """
+    train, test = task_datasets(profile)
+    ft, max_length, output_dir = profile.finetune, profile.task.max_length, Path(output_dir)
+    teacher = finetune(teacher_dir, train, test, output_dir / "teacher", ft, max_length, alpha=alpha,
+                       temperature=temperature)
+    student = finetune(student_dir, train, test, output_dir / "student-task-distilled", ft, max_length,
+                       teacher_dir=teacher["model_dir"], alpha=alpha, temperature=temperature)
+    return teacher, student
+
+
 def compare(
     profile: Profile,
     teacher_dir: str | Path,
@@ -99,9 +117,8 @@ def compare(
         return finetune(model_dir, train, test, output_dir / folder, ft, max_length, teacher_dir=teacher,
                         alpha=alpha, temperature=temperature)
 
-    teacher = run("teacher", teacher_dir)
+    teacher, task_distilled = task_classifiers(profile, teacher_dir, student_dir, output_dir, alpha, temperature)
     teacher_classifier = Path(teacher["model_dir"])
-    task_distilled = run("student-task-distilled", student_dir, teacher_classifier)
     distilled = run("student-finetuned", student_dir)
     mlm_weights = DistillationLossWeights(alpha_ce=0.0, alpha_mlm=1.0, alpha_cos=0.0)
     mlm_student = _run_distill(profile, teacher_dir, output_dir / "mlm-student", mlm_weights, "random")

@@ -1,4 +1,4 @@
-"""What the machine offers, and advice when a profile asks for more than it has."""
+"""What the machine offers, advice when a profile asks for more than it has, and the accelerator a run trains on."""
 
 from __future__ import annotations
 
@@ -40,3 +40,19 @@ def check_device(profile: str) -> str:
     if profile == "full" and not torch.cuda.is_available():
         warnings.warn(GPU_ADVICE, stacklevel=2)
     return describe()
+
+
+def accelerator(mixed_precision: str, **kwargs):
+    """An :class:`accelerate.Accelerator` for one training run: on the GPU if torch sees one, else the CPU.
+
+    accelerate keeps one state per process and refuses a second ``Accelerator`` with another precision
+    ("AcceleratorState has already been initialized"), yet runs in one notebook may differ (a bf16 distillation,
+    then an fp32 fine-tuning). So a change of precision resets that state first; the processes of a distributed
+    run (accelerate's ``PartialState``) are kept.
+    """
+    from accelerate import Accelerator
+    from accelerate.state import AcceleratorState
+
+    if AcceleratorState._shared_state.get("_mixed_precision", mixed_precision) != mixed_precision:
+        AcceleratorState._reset_state()
+    return Accelerator(mixed_precision=mixed_precision, cpu=not torch.cuda.is_available(), **kwargs)

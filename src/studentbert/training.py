@@ -55,6 +55,7 @@ from .checkpoint import (
     truncate_metrics,
     write_checkpoint,
 )
+from .hardware import accelerator
 from .optim import TrainConfig, batch_order, linear_schedule, make_adamw, parameter_groups
 from .stopping import StopSignals
 
@@ -100,8 +101,6 @@ class Trainer:
         description: str = "training",
         settings: dict[str, Any] | None = None,
     ) -> None:
-        from accelerate import Accelerator
-
         if len(dataset) == 0:
             raise ValueError("The training dataset is empty: there is nothing to train on. Check the corpus.")
         try:
@@ -118,8 +117,7 @@ class Trainer:
             raise ValueError("mixed_precision='fp16' needs a CUDA GPU (loss scaling); on this machine use 'bf16' or 'no'.")
         # step_scheduler_with_optimizer=False: by default a prepared scheduler steps num_processes times per
         # optimizer step (accelerate assumes per-process batches); our batch_size is global, so step once.
-        self.accelerator = Accelerator(mixed_precision=precision, cpu=not cuda, step_scheduler_with_optimizer=False,
-                                       log_with=config.report_to,
+        self.accelerator = accelerator(precision, step_scheduler_with_optimizer=False, log_with=config.report_to,
                                        project_dir=str(self.output_dir) if config.report_to else None)
         world, k = self.accelerator.num_processes, config.gradient_accumulation_steps
         if config.batch_size % (world * k):
