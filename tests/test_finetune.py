@@ -11,6 +11,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 import transformers
+from helpers import torch_threads
 from safetensors.torch import load_file
 
 import studentbert as sb
@@ -30,11 +31,8 @@ CONFIG = dict(hidden_size=32, num_layers=4, num_heads=2, intermediate_size=64, m
 
 @pytest.fixture(scope="module", autouse=True)
 def one_thread():
-    """Tiny models on a shared 2-core machine: one thread avoids thread-synchronisation stalls."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+    with torch_threads(1):  # tiny models: one thread avoids thread-synchronisation stalls
+        yield
 
 
 def config(steps: int = 20, **changes) -> TrainConfig:

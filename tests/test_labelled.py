@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 import transformers
-from helpers import cli_runner, one_line
+from helpers import cli_runner, one_line, torch_threads
 
 import studentbert as sb
 from studentbert.cli import main
@@ -34,11 +34,9 @@ WORDS = {"negative": ["awful", "terrible", "bad"], "neutral": ["average", "fine"
 
 
 @pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(2)
-    yield
-    torch.set_num_threads(threads)
+def two_threads():
+    with torch_threads(2):
+        yield
 
 
 def write_csv(path: Path, rows: list[dict]) -> Path:

