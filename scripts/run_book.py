@@ -12,8 +12,10 @@ one artifact cache (``--home``, default ``$STUDENTBERT_HOME``), so that the teac
 is reused by chapters 6 and 7. Each chapter has a time budget for the profile (``BUDGETS``; for ``full``, the
 estimate of :mod:`studentbert.gpus` for the GPU at hand): the results file records the time it took next to
 its budget. A budget is a measurement to report, not a reason to fail: a chapter fails when it raises, or
-when it runs past a generous hard limit (``--timeout-factor`` times its budget, at least 20 minutes) that a
-loaded machine does not reach.
+when it runs past a generous hard limit (``--timeout-factor`` times its budget, at least 20 minutes, times
+1 + the cores that other work kept busy) that a loaded machine does not reach. When other work keeps a core
+busy as a chapter starts (:func:`studentbert.speed.busy_cores`), its kernel runs torch on the cores left
+(``OMP_NUM_THREADS``); the record keeps both numbers.
 
 ``--smoke`` executes every cell of every chapter with ``profile="full"`` and ``smoke=True``: the full shapes
 (BERT-base teacher, 6-layer student, the bert-base-uncased vocabulary, 128 tokens, SST-2's schema) with a
@@ -151,6 +153,14 @@ def _environment(home: Path, results_file: Path, offline: bool) -> dict:
     return env
 
 
+def _shared(record: dict) -> str:
+    """`` [other work: 2.0 cores busy, 1 torch thread]`` when the chapter shared the machine, else ``""``."""
+    busy = record.get("busy_cores", 0.0)
+    if busy < 0.5:
+        return ""
+    return f"  [other work: {busy:.1f} cores busy; {record['threads']} torch thread(s)]"
+
+
 def run_chapter(path: Path, profile: str, out_dir: Path, home: Path, budget: float, timeout_factor: float,
                 offline: bool, dry_run: bool, parameters: dict | None = None) -> dict:
     """Execute one chapter (or its set-up cells, for a dry run) in a fresh kernel; return its record."""
@@ -181,14 +191,23 @@ def run_chapter(path: Path, profile: str, out_dir: Path, home: Path, budget: flo
     nbformat.write(nb, source)
     target = out_dir / "notebooks" / path.name
     target.parent.mkdir(parents=True, exist_ok=True)
-    hard_limit = max(budget * timeout_factor, MIN_HARD_LIMIT_S)
+    # Another job on the machine: run torch on the cores it leaves, and allow for the slowdown in the limit.
+    from studentbert.speed import busy_cores, threads_left
+
+    busy = 0.0 if dry_run else busy_cores(0.5)
+    threads = threads_left(busy)
+    record.update(busy_cores=round(busy, 2), threads=threads)
+    hard_limit = max(budget * timeout_factor, MIN_HARD_LIMIT_S) * (1 + busy)
     parameters_file = out_dir / "source" / f"{name}.parameters.yaml"
     parameters_file.write_text(json.dumps(parameters))  # JSON is YAML: papermill's -f reads it
     command = [sys.executable, "-m", "papermill", str(source), str(target), "-f", str(parameters_file),
                "--cwd", str(BOOK), "-k", "python3", "--no-progress-bar", "--execution-timeout", str(int(hard_limit))]
     start = time.perf_counter()
     try:
-        proc = subprocess.run(command, env=_environment(home, results_file, offline), capture_output=True,
+        env = _environment(home, results_file, offline)
+        if busy >= 0.5:
+            env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+        proc = subprocess.run(command, env=env, capture_output=True,
                               text=True, timeout=hard_limit + 60)
         failed = proc.returncode != 0
         message = proc.stderr.strip().splitlines()[-1] if failed and proc.stderr.strip() else ""
@@ -327,7 +346,8 @@ def main(argv: list[str] | None = None) -> int:
         results["chapters"].append(record)
         flag = "" if record.get("within_budget", True) or args.dry_run else "  OVER BUDGET"
         print(f"  {record['chapter']:<24} {record['status']:<6} {record['seconds']:>8.1f} s "
-              f"(budget {budget} s){flag}{'  ' + record['error'] if 'error' in record else ''}", flush=True)
+              f"(budget {budget} s){flag}{_shared(record)}{'  ' + record['error'] if 'error' in record else ''}",
+              flush=True)
         (out_dir / "results.json").write_text(json.dumps(results, indent=2))
     chapters_run = results["chapters"]
     results["total_seconds"] = round(sum(c["seconds"] for c in chapters_run), 1)

@@ -20,3 +20,27 @@ def test_tiny_profile_never_warns(monkeypatch):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert check_device("tiny").startswith("cpu: ")
+
+
+def test_busy_cores_sees_other_work_and_threads_left_gives_way():
+    """A busy loop in another process counts as (about) one busy core, and the threads left shrink to match."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    from studentbert.speed import busy_cores, threads_left
+
+    burner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        time.sleep(0.3)  # let it start
+        busy = busy_cores(0.5)
+    finally:
+        burner.kill()
+        burner.wait()
+    assert busy >= 0.7  # other work on the machine can only add to the burner's core
+    assert busy <= (os.cpu_count() or 1) + 1e-6
+    cores = os.cpu_count() or 1
+    assert threads_left(cores) == 1  # every core taken: still one thread
+    assert threads_left(0.0) == min(torch.get_num_threads(), cores)
+    assert threads_left(1.0) == max(1, min(torch.get_num_threads(), cores - 1))

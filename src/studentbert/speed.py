@@ -9,6 +9,7 @@ benchmarks, the chapters and :func:`studentbert.experiments.compare` all time th
 from __future__ import annotations
 
 import functools
+import os
 import statistics
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -27,6 +28,35 @@ def synchronize(device: torch.device | str) -> None:
     device = torch.device(device)
     if device.type == "cuda":
         torch.cuda.synchronize(device)
+
+
+def busy_cores(seconds: float = 0.5) -> float:
+    """How many of the machine's cores other work kept busy over the next ``seconds`` (0.0 where unknown).
+
+    Read from ``/proc/stat`` (Linux) while this process sleeps, so what it counts is other processes' work.
+    ``scripts/run_book.py`` and the test suite use it to run torch on the cores left free: two torch threads
+    on two cores that a busy loop also wants wait on each other, and a step then takes about 5x its quiet
+    time, against about 2.5x with one thread.
+    """
+    def sample() -> tuple[int, int]:
+        fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+        return sum(fields[:8]), fields[3] + fields[4]  # all jiffies (without guest time), idle + iowait
+
+    try:
+        total0, idle0 = sample()
+        time.sleep(seconds)
+        total1, idle1 = sample()
+    except (OSError, ValueError, IndexError):
+        return 0.0
+    if total1 <= total0:
+        return 0.0
+    return (1 - (idle1 - idle0) / (total1 - total0)) * (os.cpu_count() or 1)
+
+
+def threads_left(busy: float) -> int:
+    """Torch threads for a run that shares the machine with ``busy`` cores' worth of other work (at least 1)."""
+    cores = os.cpu_count() or 1
+    return max(1, min(torch.get_num_threads(), cores - round(busy)))
 
 
 def interleaved(
