@@ -28,6 +28,7 @@ from .bert import BertModel
 from .checkpoint import RESULTS
 from .data import MLMCollator
 from .data.segments import build_segment_examples
+from .data.streaming import DEFAULT_WINDOW, TextStream
 from .evaluation import evaluate_mlm, teacher_student_agreement
 from .hf import Teacher, load_teacher, load_tokenizer, model_source, save_pretrained
 from .profiles import Profile
@@ -133,8 +134,8 @@ def distill(
     teacher_dir: str | Path,
     output_dir: str | Path,
     *,
-    documents: Sequence[Sequence[str]],
-    heldout: Sequence[Sequence[str]],
+    documents: Sequence[Sequence[str]] | None = None,
+    heldout: Sequence[Sequence[str]] | None = None,
     weights: DistillationLossWeights | None = None,
     init: str = "teacher",
     restrict_ce_to_mask: bool = False,
@@ -143,6 +144,9 @@ def distill(
     tokenizer: str | Path | None = None,
     layers: Sequence[int] | None = None,
     run_config: dict | None = None,
+    stream_files: Sequence[str | Path] | None = None,
+    text_column: str = "text",
+    shuffle_window: int = DEFAULT_WINDOW,
 ) -> Path:
     """Distil the teacher in ``teacher_dir`` into a student of ``profile.student_layers`` layers, on ``documents``.
 
@@ -156,6 +160,11 @@ def distill(
     into the student, one per student layer (None: :func:`~studentbert.student_init.default_layer_map`).
     ``run_config``: the settings to record in ``run_config.json`` when training starts (the command line's),
     with the teacher layers copied added as ``layers``.
+
+    ``stream_files``: local corpus files to stream instead of ``documents`` and ``heldout`` (a corpus larger than
+    memory, :class:`~studentbert.data.streaming.TextStream`): their first ``profile.data.heldout_documents``
+    documents are held out, their ``text_column`` is read in windows of ``shuffle_window`` lines or rows, shuffled
+    within each window; the files' fingerprints join the settings a resume compares.
 
     Writes ``run_config.json`` (with ``run_config``), ``checkpoint.pt``, ``metrics.jsonl``, ``results.json`` and
     ``model/`` (a ``DistilBertForMaskedLM`` directory with the tokenizer, which ``AutoModelForMaskedLM`` loads) into
@@ -175,7 +184,14 @@ def distill(
     student = make_student(teacher, profile.student_layers, init, layers=layers, seed=profile.distill.seed)
     check_compatible(teacher.config, student.config)
     d = profile.data
-    train = build_segment_examples(documents, tokenizer, max_length=d.max_length)
+    if stream_files is not None:
+        train = TextStream(stream_files, tokenizer, d.max_length, text_column=text_column, seed=profile.distill.seed,
+                           heldout_documents=d.heldout_documents, window=shuffle_window)
+        heldout = train.heldout
+    elif documents is None or heldout is None:
+        raise ValueError("distill needs documents and heldout, or stream_files.")
+    else:
+        train = build_segment_examples(documents, tokenizer, max_length=d.max_length)
     heldout_examples = build_segment_examples(heldout, tokenizer, max_length=d.max_length)
     step = DistillationStep(teacher, DistillationLoss.from_weights(weights), restrict_ce_to_mask)
     collate = MLMCollator(tokenizer, seed=profile.distill.seed, return_token_type_ids=False)
@@ -189,6 +205,7 @@ def distill(
                           "teacher_config": teacher.config.to_dict(), "student_config": student.config.to_dict(),
                           "student_layers": profile.student_layers, "weights": dict(weights.__dict__),
                           "init": init, "restrict_ce_to_mask": restrict_ce_to_mask, "data": dict(vars(d)),
+                          **({"streaming": train.settings()} if stream_files is not None else {}),
                           # the layers only when chosen: a checkpoint of an older version has no such key
                           **({"layers": layers} if layers != default_layers else {})})
     step.teacher.to(trainer.accelerator.device)

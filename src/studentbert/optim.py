@@ -1,13 +1,14 @@
 """The optimisation settings of a run (:class:`TrainConfig`) and what they drive: AdamW and its parameter groups,
-the learning-rate schedule, the seeded batch order.
+the learning-rate schedule, the seeded batch order (or a stream of examples in its place).
 
 :class:`studentbert.training.Trainer` uses these; the benchmarks and chapter 4 use them on their own.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
 
 import torch
 from torch import nn
@@ -67,6 +68,17 @@ class TrainConfig:
             raise ValueError(f"gradient_accumulation_steps={k} must be >= 1 and divide batch_size={self.batch_size}.")
 
 
+@runtime_checkable
+class ExampleStream(Protocol):
+    """Examples that are read, not indexed, in place of a batch order (a corpus larger than memory:
+    :class:`studentbert.data.streaming.TextStream`); :class:`~studentbert.training.Trainer` keeps its position
+    (``state_dict``) in the checkpoint, so that a resume continues where the run stopped."""
+
+    def next_examples(self, n: int) -> list[dict[str, Any]]: ...
+    def state_dict(self) -> dict[str, Any]: ...
+    def load_state_dict(self, state: dict[str, Any]) -> None: ...
+
+
 def batch_order(lengths: Sequence[int], batch_size: int, seed: int, epoch: int, group_by_length: bool) -> list[list[int]]:
     """The batches of one epoch, as lists of example indices, reproducible from ``(seed, epoch)``.
 
@@ -83,6 +95,30 @@ def batch_order(lengths: Sequence[int], batch_size: int, seed: int, epoch: int, 
     batches = [b for b in batches if len(b) == batch_size] or batches  # drop the ragged last batch
     perm = torch.randperm(len(batches), generator=g).tolist()
     return [batches[i] for i in perm]
+
+
+def batch_shares(lengths: Sequence[int], batch_size: int, seed: int, group_by_length: bool, step: int, rank: int = 0,
+                 world: int = 1) -> Iterator[list[int]]:
+    """Process ``rank``'s share ``batch[rank::world]`` of every global batch of :func:`batch_order`, epoch after
+    epoch, from the batch of optimizer step ``step`` on (a resume starts where the run stopped)."""
+    per_epoch = len(batch_order(lengths, batch_size, seed, 0, group_by_length))
+    epoch, skip = divmod(step, per_epoch)
+    while True:
+        for batch in batch_order(lengths, batch_size, seed, epoch, group_by_length)[skip:]:
+            yield batch[rank::world]
+        epoch, skip = epoch + 1, 0
+
+
+def apply_schedule_overrides(optimizer: torch.optim.Optimizer, scheduler, config: TrainConfig) -> None:
+    """After a checkpoint is loaded: ``config``'s peak learning rate and schedule length take effect now
+    (``scheduler``: the ``LambdaLR`` of :func:`linear_schedule`, as accelerate wraps it or bare)."""
+    sched = getattr(scheduler, "scheduler", scheduler)
+    warmup = int(config.warmup_ratio * config.max_steps)
+    sched.base_lrs = [config.learning_rate] * len(optimizer.param_groups)
+    for group in optimizer.param_groups:
+        group["initial_lr"] = config.learning_rate
+        group["lr"] = config.learning_rate * linear_schedule(sched.last_epoch, config.max_steps, warmup)
+    sched._last_lr = [g["lr"] for g in optimizer.param_groups]
 
 
 def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict]:

@@ -56,11 +56,20 @@ from .checkpoint import (
     write_checkpoint,
 )
 from .hardware import accelerator
-from .optim import TrainConfig, batch_order, linear_schedule, make_adamw, parameter_groups
+from .optim import (
+    ExampleStream,
+    TrainConfig,
+    apply_schedule_overrides,
+    batch_order,
+    batch_shares,
+    linear_schedule,
+    make_adamw,
+    parameter_groups,
+)
 from .stopping import StopSignals
 
-__all__ = ["OVERRIDABLE", "SAFE_TO_CHANGE", "EvalFn", "LossFn", "TrainConfig", "Trainer", "allow_resume_changes",
-           "batch_order", "linear_schedule", "make_adamw", "parameter_groups"]
+__all__ = ["OVERRIDABLE", "SAFE_TO_CHANGE", "EvalFn", "ExampleStream", "LossFn", "TrainConfig", "Trainer",
+           "allow_resume_changes", "batch_order", "linear_schedule", "make_adamw", "parameter_groups"]
 
 
 LossFn = Callable[[nn.Module, dict[str, torch.Tensor]], tuple[torch.Tensor, dict[str, float]]]
@@ -76,7 +85,8 @@ class Trainer:
     Args:
         model: the module whose parameters are trained.
         loss_fn: ``(model, batch) -> (loss, {name: float})``; the model it receives may be DDP-wrapped.
-        dataset: indexable examples (a ``datasets.Dataset`` or a list of dicts).
+        dataset: indexable examples (a ``datasets.Dataset`` or a list of dicts), or an :class:`ExampleStream`
+            (every process reads the same stream and keeps its share of each global batch; no length grouping).
         collate: turns a list of examples into a batch of tensors. If it has a ``generator`` attribute
             (a ``torch.Generator``, e.g. the masking RNG), its state is checkpointed too.
         config: :class:`TrainConfig`.
@@ -92,7 +102,7 @@ class Trainer:
         self,
         model: nn.Module,
         loss_fn: LossFn,
-        dataset: Sequence[dict[str, Any]],
+        dataset: Sequence[dict[str, Any]] | ExampleStream,
         collate: Callable[[list[dict[str, Any]]], dict[str, torch.Tensor]],
         config: TrainConfig,
         output_dir: str | Path,
@@ -101,7 +111,8 @@ class Trainer:
         description: str = "training",
         settings: dict[str, Any] | None = None,
     ) -> None:
-        if len(dataset) == 0:
+        self.stream = dataset if isinstance(dataset, ExampleStream) else None
+        if self.stream is None and len(dataset) == 0:
             raise ValueError("The training dataset is empty: there is nothing to train on. Check the corpus.")
         try:
             self.settings = json.loads(json.dumps(settings)) if settings is not None else None
@@ -123,10 +134,10 @@ class Trainer:
         if config.batch_size % (world * k):
             raise ValueError(f"batch_size={config.batch_size} must be divisible by processes x gradient_accumulation"
                              f"_steps = {world} x {k}: each process's micro-batch must be whole.")
-        if lengths is None:
+        if lengths is None and self.stream is None:
             lengths = [len(ex["input_ids"]) for ex in dataset] if config.group_by_length else [0] * len(dataset)
-        self.lengths = list(lengths)
-        if len(self.lengths) < config.batch_size:
+        self.lengths = list(lengths or [])
+        if self.stream is None and len(self.lengths) < config.batch_size:
             raise ValueError(f"The dataset has {len(self.lengths)} examples, fewer than one batch of "
                              f"{config.batch_size}: lower batch_size or provide more data.")
         self.raw_model = model
@@ -147,15 +158,12 @@ class Trainer:
     def is_main(self) -> bool:
         return self.accelerator.is_main_process
 
-    def _batches(self) -> Iterator[list[int]]:
-        """This process's share of every global batch, from step ``self.step`` on."""
+    def _batches(self) -> Iterator[list[int] | list[dict[str, Any]]]:
+        """This process's share of every global batch, from step ``self.step`` on: indices, or a stream's examples."""
         c, rank, world = self.config, self.accelerator.process_index, self.accelerator.num_processes
-        per_epoch = len(batch_order(self.lengths, c.batch_size, c.seed, 0, c.group_by_length))
-        epoch, skip = divmod(self.step, per_epoch)
-        while True:
-            for batch in batch_order(self.lengths, c.batch_size, c.seed, epoch, c.group_by_length)[skip:]:
-                yield batch[rank::world]
-            epoch, skip = epoch + 1, 0
+        while self.stream is not None:
+            yield self.stream.next_examples(c.batch_size)[rank::world]
+        yield from batch_shares(self.lengths, c.batch_size, c.seed, c.group_by_length, self.step, rank, world)
 
     def _last_checkpoint(self) -> str:
         if self.saved_step is None:
@@ -186,6 +194,7 @@ class Trainer:
             "scheduler": self.scheduler.state_dict(), "scaler": scaler.state_dict() if scaler is not None else None,
             "rng": rng_state(), "collate_generator": gen.get_state() if gen is not None else None,
             "config": asdict(self.config), "settings": self.settings, "history": self.history,
+            "stream": self.stream.state_dict() if self.stream is not None else None,
         }
         write_checkpoint(state, self.output_dir / CHECKPOINT)
         self.saved_step = self.step
@@ -220,24 +229,16 @@ class Trainer:
         gen = getattr(self.collate, "generator", None)
         if gen is not None and state["collate_generator"] is not None:
             gen.set_state(state["collate_generator"])
+        if self.stream is not None and state.get("stream") is not None:
+            self.stream.load_state_dict(state["stream"])
         self.step = self.saved_step = state["step"]
         self.history = list(state.get("history") or [])
         self._override = None
         if changes:
-            self._apply_overrides()
+            apply_schedule_overrides(self.optimizer, self.scheduler, self.config)
             self._override = {"step": self.step, "changes": changes, "time": time.strftime("%Y-%m-%dT%H:%M:%S")}
             self.history.append(self._override)
         return True
-
-    def _apply_overrides(self) -> None:
-        """After loading a checkpoint: the new peak learning rate and schedule length take effect now."""
-        c, sched = self.config, self.scheduler.scheduler
-        warmup = int(c.warmup_ratio * c.max_steps)
-        sched.base_lrs = [c.learning_rate] * len(self.optimizer.param_groups)
-        for group in self.optimizer.param_groups:
-            group["initial_lr"] = c.learning_rate
-            group["lr"] = c.learning_rate * linear_schedule(sched.last_epoch, c.max_steps, warmup)
-        sched._last_lr = [g["lr"] for g in self.optimizer.param_groups]
 
     def _log(self, record: dict[str, Any]) -> None:
         if self.is_main:
@@ -323,8 +324,9 @@ class Trainer:
             f"{what} at step {self.step + 1}: training stopped before the weights were updated and "
             f"{self._last_checkpoint()}; {RESTART_ADVICE}.")
 
-    def train_step(self, share: list[int]) -> tuple[torch.Tensor, dict[str, float], int]:
-        """One optimizer step on ``share``, this process's example indices of one global batch (``step`` += 1).
+    def train_step(self, share: list[int] | list[dict[str, Any]]) -> tuple[torch.Tensor, dict[str, float], int]:
+        """One optimizer step on ``share``, this process's example indices of one global batch (``step`` += 1)
+        (or, from a stream, its examples themselves).
 
         The share is cut into k = ``gradient_accumulation_steps`` micro-batches; each one's loss is computed
         under autocast and back-propagated divided by k, so the gradients add up to those of the mean loss (for
@@ -343,7 +345,7 @@ class Trainer:
         acc, k = self.accelerator, self.config.gradient_accumulation_steps
         m, metrics, tokens = len(share) // k, {}, 0
         for j in range(k):  # micro-batches; gradients are all-reduced on the last one only
-            batch = self.collate([self.dataset[i] for i in share[j * m:(j + 1) * m]])
+            batch = self.collate([i if isinstance(i, dict) else self.dataset[i] for i in share[j * m:(j + 1) * m]])
             # counted on the host, before the copy: no wait for the device
             tokens += int(batch["attention_mask"].sum()) if "attention_mask" in batch else 0
             batch = {key: v.to(acc.device, non_blocking=True) for key, v in batch.items()}

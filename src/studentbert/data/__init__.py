@@ -5,6 +5,7 @@
 * :mod:`.sentiment`: a labelled sentiment task in the corpus's words, and GLUE SST-2.
 * :mod:`.tagging`: named-entity tagging (CoNLL-2003 and a generated stand-in).
 * :mod:`.segments`: single-segment examples for distillation.
+* :mod:`.corpora`, :mod:`.streaming`: your own corpus files, read whole or streamed (larger than memory).
 * :mod:`.text`: real text (local ``.txt`` files, WikiText) as documents of sentences.
 * :mod:`.tokenizer`: train, load and check a BERT WordPiece tokenizer.
 * :mod:`.pretraining`: sentence pairs for next-sentence prediction and the masked-LM collator.
@@ -21,6 +22,7 @@ from .pretraining import (
     tokenize_documents,
 )
 from .sentiment import bag_of_words_baseline, generate_sentiment, sentiment_rule, task_datasets
+from .streaming import TextStream, stream_files
 from .tagging import tagging_dataset
 from .text import load_documents, split_sentences
 from .tokenizer import (
@@ -41,4 +43,5 @@ __all__ = [
     "generate_corpus", "generate_corpus_with_topics", "generate_sentiment", "guess_topic",
     "learn_wordpiece_vocabulary", "load_documents", "load_tokenizer", "profile_corpus", "sentiment_rule",
     "split_pair", "split_sentences", "task_datasets", "tokenize_documents", "train_wordpiece", "wordpiece_pair_scores",
+    "TextStream", "stream_files",
 ]

@@ -14,9 +14,9 @@ Each text is cut into sentences by :func:`~studentbert.data.text.split_sentences
 :func:`~studentbert.data.text.documents_from_texts`), and blank texts are dropped. :func:`split_heldout` then sets
 aside a seeded handful of documents for evaluation.
 
-The whole corpus is read into memory, as the profile's corpus is. A corpus larger than memory would need the
-examples built as a stream (an iterable of documents tokenized shard by shard into an on-disk ``datasets``
-cache); the sources resolved here (:func:`corpus_files`) are already the list of shards such a reader would take.
+The whole corpus is read into memory, as the profile's corpus is. A corpus larger than memory is streamed instead
+(``--streaming``): :class:`studentbert.data.streaming.TextStream` reads the files that :func:`corpus_files`
+resolves, window by window, and cuts their texts into documents as :func:`load_corpus` does.
 """
 
 from __future__ import annotations
