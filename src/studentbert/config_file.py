@@ -186,7 +186,8 @@ def settings_in_force(args: argparse.Namespace, profile: Profile) -> dict:
     section = getattr(profile, args.command)
     defaults = {**{k: getattr(section, k) for k in TRAIN_OVERRIDES}, "student_layers": profile.student_layers,
                 "max_length": profile.data.max_length, "vocab_size": profile.data.vocab_size,
-                "heldout_documents": None if args.corpus else profile.data.heldout_documents,
+                "heldout_documents": None if args.corpus and not getattr(args, "streaming", False)
+                else profile.data.heldout_documents,  # streamed: the first ones, as many as the profile's
                 "tokenizer": profile.data.tokenizer if args.command == "pretrain" else None}
     values = {k: v for k, v in vars(args).items() if k not in NOT_SETTINGS and k != "command"}
     return {k: defaults.get(k) if v is None else v for k, v in values.items()}

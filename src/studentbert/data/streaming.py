@@ -274,7 +274,7 @@ class TextStream:
             self._reader = None
             return self._fill()
         examples = self._examples(documents)
-        order = np.random.default_rng([self.seed, s["epoch"], s["window"]]).permutation(len(examples))
+        order = np.random.default_rng([self.seed % (1 << 63), s["epoch"], s["window"]]).permutation(len(examples))
         self._buffer = [np.asarray(examples[i], dtype=np.int32) for i in order]  # a third of a list's memory
         self._end = self._reader_at = end
 
