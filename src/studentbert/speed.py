@@ -34,9 +34,9 @@ def busy_cores(seconds: float = 0.5) -> float:
     """How many of the machine's cores other work kept busy over the next ``seconds`` (0.0 where unknown).
 
     Read from ``/proc/stat`` (Linux) while this process sleeps, so what it counts is other processes' work.
-    ``scripts/run_book.py`` and the test suite use it to run torch on the cores left free: two torch threads
-    on two cores that a busy loop also wants wait on each other, and a step then takes about 5x its quiet
-    time, against about 2.5x with one thread.
+    ``scripts/run_book.py`` records it beside each chapter's time and allows for it in the chapter's hard
+    limit: two torch threads on two cores that a busy loop also wants wait on each other, and a training step
+    then takes about 5x its quiet time.
     """
     def sample() -> tuple[int, int]:
         fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
@@ -51,12 +51,6 @@ def busy_cores(seconds: float = 0.5) -> float:
     if total1 <= total0:
         return 0.0
     return (1 - (idle1 - idle0) / (total1 - total0)) * (os.cpu_count() or 1)
-
-
-def threads_left(busy: float) -> int:
-    """Torch threads for a run that shares the machine with ``busy`` cores' worth of other work (at least 1)."""
-    cores = os.cpu_count() or 1
-    return max(1, min(torch.get_num_threads(), cores - round(busy)))
 
 
 def interleaved(
