@@ -30,7 +30,7 @@ LAYERS = [
     ("experiments", {"experiments", "report_card"}),
     ("artifacts", {"artifacts"}),
     ("tools", {"standins", "export"}),
-    ("cli", {"config_file", "cli", "__main__", "__init__"}),
+    ("cli", {"config_file", "cli", "cli_tasks", "__main__", "__init__"}),
 ]
 STAGES = LAYERS[4][1]
 

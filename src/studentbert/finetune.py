@@ -11,6 +11,8 @@ The loss is the cross-entropy with the labels (:func:`classification_loss`), or,
 ``alpha * CE(labels) + (1 - alpha) * T² KL(teacher || student)`` (:class:`TaskDistillationLoss`,
 :func:`~studentbert.losses.two_term_loss`; Hinton et al., 2015), where the teacher is a classifier fine-tuned on
 the task. Sanh et al. (2019) add this second step of distillation on SQuAD ("DistilBERT (D)", their Table 2).
+With a teacher, unlabelled in-domain text (``unlabeled``) joins the training rows: the teacher's soft targets are
+the only loss on those rows (:func:`mixed_distillation_loss`), so the student learns from text no person labelled.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from torch import nn
 
 from .bert import BertModel
 from .checkpoint import CHECKPOINT, METRICS, RESULTS, read_metrics
-from .data.labelled import load_labelled
+from .data.labelled import load_labelled, load_unlabeled
 from .data.sentiment import as_task_dataset
 from .evaluation import evaluate_classifier, model_inputs
 from .hf import (
@@ -42,7 +44,7 @@ from .hf import (
     quiet_transformers,
     save_pretrained,
 )
-from .losses import check_alpha_temperature, two_term_loss
+from .losses import check_alpha_temperature, soft_target_loss, two_term_loss
 from .optim import TrainConfig
 from .student_init import make_student
 from .training import Trainer
@@ -54,12 +56,58 @@ def classification_loss(model: nn.Module, batch: dict[str, torch.Tensor]) -> tup
     return F.cross_entropy(logits.float(), batch["labels"]), {}
 
 
+UNLABELED = -100
+"""The label of an unlabelled row (``finetune``'s ``unlabeled`` texts): :func:`mixed_distillation_loss` gives it
+the soft loss only."""
+
+
+def mixed_distillation_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, labels: torch.Tensor,
+                            alpha: float, temperature: float) -> tuple[torch.Tensor, dict[str, float]]:
+    r"""Task distillation on a batch of labelled and unlabelled rows (label :data:`UNLABELED`).
+
+    .. math::
+
+        L = \frac{1}{B} \sum_{i=1}^{B} \Big[ m_i \big(\alpha\, \mathrm{CE}_i + (1 - \alpha)\, S_i\big)
+            + (1 - m_i)\, S_i \Big],
+        \qquad S_i = T^2\, \mathrm{KL}\big(p_{t,i}^{(T)} \,\|\, p_{s,i}^{(T)}\big),
+
+    where :math:`m_i` is 1 on a labelled row and 0 on an unlabelled one and :math:`\mathrm{CE}_i` the row's
+    cross-entropy with its label: each labelled row has the book's two-term loss, each unlabelled row the
+    teacher's soft loss only, and the batch takes the mean over its rows. A batch of labelled rows only gives
+    :func:`~studentbert.losses.two_term_loss` exactly; one of unlabelled rows only the mean of :math:`S_i`
+    (the hard term has weight 0 there, not a NaN mean over no rows). Why a mean of per-row losses rather than
+    the hard term's mean over the labelled rows of the batch: a row's weight does not then depend on how many
+    labelled rows happen to share its batch (or micro-batch), so the training objective is the mean of the
+    per-row losses over the data set, whatever the batching.
+
+    Args:
+        student_logits, teacher_logits: ``(B, C)``.
+        labels: ``(B,)`` class ids, :data:`UNLABELED` on unlabelled rows.
+        alpha, temperature: the weight of the hard loss on a labelled row, and ``T``.
+
+    Returns:
+        ``(loss, terms)``: the scalar ``L``; ``soft_loss`` (the mean of :math:`S_i`), ``labelled_rows``, and
+        ``hard_loss`` (the mean :math:`\mathrm{CE}_i` over the labelled rows) when there are any.
+    """
+    labelled = labels != UNLABELED  # (B,)
+    m = labelled.to(student_logits.dtype)
+    soft = soft_target_loss(student_logits, teacher_logits, temperature, reduction="none")  # (B,)
+    hard = F.cross_entropy(student_logits, labels, ignore_index=UNLABELED, reduction="none")  # (B,), 0 unlabelled
+    loss = (alpha * m * hard + (1.0 - alpha * m) * soft).mean()
+    count = int(labelled.sum())
+    terms = {"soft_loss": soft.mean().item(), "labelled_rows": float(count)}
+    if count:
+        terms["hard_loss"] = (hard.sum() / count).item()
+    return loss, terms
+
+
 class TaskDistillationLoss:
     """``(student, batch) -> (loss, terms)``: Hinton's two-term loss against a frozen teacher classifier.
 
     ``loss = alpha * CE(student logits, labels) + (1 - alpha) * T² KL(p_teacher^T || p_student^T)``. The teacher
     reads the same ``input_ids`` and ``attention_mask`` (and, a BERT, the ``token_type_ids`` of a sentence pair)
-    under ``torch.inference_mode``, in eval mode (no dropout): it gives fixed soft targets.
+    under ``torch.inference_mode``, in eval mode (no dropout): it gives fixed soft targets. A batch with
+    unlabelled rows (label :data:`UNLABELED`) takes :func:`mixed_distillation_loss`: the soft loss only on them.
     """
 
     def __init__(self, teacher: nn.Module, alpha: float = 0.5, temperature: float = 2.0) -> None:
@@ -71,6 +119,9 @@ class TaskDistillationLoss:
         with torch.inference_mode():
             teacher_logits = self.teacher(**model_inputs(self.teacher, batch)).logits  # (B, C)
         logits = model(**model_inputs(model, batch)).logits
+        if bool((batch["labels"] == UNLABELED).any()):
+            return mixed_distillation_loss(logits.float(), teacher_logits.float(), batch["labels"], self.alpha,
+                                           self.temperature)
         hard = F.cross_entropy(logits.float(), batch["labels"])
         loss = two_term_loss(logits.float(), teacher_logits.float(), batch["labels"], self.alpha, self.temperature)
         return loss, {"hard_loss": hard.item()}
@@ -177,6 +228,8 @@ def finetune(
     label_names: list[str] | None = None,
     tokenizer_dir: str | Path | None = None,
     student_layers: int | None = None,
+    unlabeled=None,
+    run_config: dict | None = None,
 ) -> dict[str, Any]:
     """Fine-tune the BERT or DistilBERT in ``model_dir`` as a sentence (or sentence-pair) classifier; return
     its results.
@@ -186,7 +239,8 @@ def finetune(
     ``model/`` folder of an earlier call) the loss is task-specific distillation (:class:`TaskDistillationLoss`);
     without, the cross-entropy with the labels. The new head is initialised from ``config.seed``.
 
-    Writes into ``output_dir``: ``checkpoint.pt`` (every ``config.save_every`` steps; a rerun resumes from it;
+    Writes into ``output_dir``: ``run_config.json`` (``run_config``, when given), ``checkpoint.pt`` (every
+    ``config.save_every`` steps; a rerun resumes from it;
     removed once the run is complete), ``metrics.jsonl`` (``split="train"``: ``loss``, ``lr``, ``grad_norm``...;
     ``split="eval"``: the test ``accuracy`` every ``config.eval_every`` steps and at the end), ``model/`` (the
     classifier and the tokenizer) and ``results.json``. A completed ``output_dir`` is not trained again: its
@@ -213,6 +267,12 @@ def finetune(
         student_layers: instead of fine-tuning ``model_dir``, build a DistilBERT student of this many layers
             from its encoder (a BERT, e.g. the teacher classifier: :func:`~studentbert.student_init.make_student`
             copies the embeddings and every other layer), saved in ``output_dir/student-init``, and train it.
+        unlabeled: unlabelled in-domain texts (needs ``teacher_dir``): a ``datasets.Dataset`` with ``text``
+            (and, a sentence-pair task, ``text_pair``) or a list of texts
+            (:func:`~studentbert.data.labelled.load_unlabeled` reads a file). They join the training rows, where the teacher's soft targets are
+            their only loss (:func:`mixed_distillation_loss`); the labelled rows keep the ``alpha``/``T`` mix.
+        run_config: the settings to record in ``output_dir/run_config.json`` when training starts (the command
+            line's), or None.
 
     Returns:
         ``accuracy`` (on ``test``, by :func:`~studentbert.evaluation.evaluate_classifier`), ``train_seconds``,
@@ -224,13 +284,25 @@ def finetune(
     hf_config = check_model_dir(model_dir, "model")
     task = _task(train, test, num_labels, label_names)
     train, test, pair = task.train, task.validation, "text_pair" in task.train.column_names
+    if unlabeled is not None:
+        if teacher_dir is None:
+            raise ValueError("Unlabelled text needs a teacher, whose soft targets are the loss on those rows: pass "
+                             "teacher_dir (--teacher DIR, a fine-tuned classifier), or leave out unlabeled.")
+        import datasets
+
+        if not isinstance(unlabeled, datasets.Dataset):
+            unlabeled = datasets.Dataset.from_dict({"text": list(unlabeled)})
+        unlabeled = load_unlabeled(unlabeled, "text", "text_pair" if pair else None)
     settings = _settings(model_dir, teacher_dir, config, max_length, alpha, temperature, train, test)
     extra = {"num_labels": task.num_labels, "label_names": task.label_names, "text_pair": pair,
              "tokenizer_dir": str(Path(tokenizer_dir).resolve()) if tokenizer_dir is not None else None,
              "student_layers": student_layers}
     default = {"num_labels": 2, "label_names": ["LABEL_0", "LABEL_1"], "text_pair": False}
+    if unlabeled is not None:
+        extra["num_unlabeled"] = len(unlabeled)
     settings.update({k: v for k, v in extra.items() if v is not None and default.get(k) != v})
-    settings["data"] = _fingerprint(train, test)  # the same sizes with other rows are another run
+    # the same sizes with other rows are another run
+    settings["data"] = _fingerprint(train, test, *([] if unlabeled is None else [unlabeled]))
     cached = _cached_results(output_dir)
     if cached is not None:
         if cached.get("settings") != settings:
@@ -266,11 +338,14 @@ def finetune(
 
     torch.manual_seed(config.seed)  # the new head's initialisation
     model = load_classifier(model_dir, "model", label_names=task.label_names)
-    second = (list(train["text_pair"]),) if pair else ()
-    encoded = tokenizer(list(train["text"]), *second, truncation=True, max_length=max_length)
-    types = encoded.get("token_type_ids") or [None] * len(train)
-    examples = [{"input_ids": ids, "token_type_ids": tt, "label": y}
-                for ids, tt, y in zip(encoded["input_ids"], types, train["label"], strict=True)]
+    examples = []
+    for rows, labels in ((train, list(train["label"])),
+                         *([] if unlabeled is None else [(unlabeled, [UNLABELED] * len(unlabeled))])):
+        second = (list(rows["text_pair"]),) if pair else ()
+        encoded = tokenizer(list(rows["text"]), *second, truncation=True, max_length=max_length)
+        types = encoded.get("token_type_ids") or [None] * len(rows)
+        examples += [{"input_ids": ids, "token_type_ids": tt, "label": y}
+                     for ids, tt, y in zip(encoded["input_ids"], types, labels, strict=True)]
     kind = "task distillation" if teacher_dir is not None else "fine-tuning"
     trainer = Trainer(model, loss_fn, examples, PaddingCollator(tokenizer.pad_token_id), config, output_dir,
                       evaluate=lambda m: {"accuracy": evaluate_classifier(m, test, tokenizer, max_length)},
@@ -278,6 +353,9 @@ def finetune(
                       settings={k: v for k, v in settings.items() if k != "train_config"})
     if isinstance(loss_fn, TaskDistillationLoss):
         loss_fn.teacher.to(trainer.accelerator.device)
+    if run_config is not None and trainer.is_main:
+        output_dir.mkdir(parents=True, exist_ok=True)
+        (output_dir / "run_config.json").write_text(json.dumps(run_config, indent=2, default=str))
     resumed = resume is True and (output_dir / CHECKPOINT).is_file()
     t0 = time.perf_counter()
     with quiet_transformers():

@@ -17,6 +17,9 @@ Labels are checked row by row, with one-line errors that name the row and the fi
 
 The names (for integer labels: a ``datasets.ClassLabel``'s names, else ``LABEL_0``, ``LABEL_1``... as
 ``transformers`` names them) become the model's ``id2label``/``label2id``, so that a pipeline prints them.
+
+:func:`load_unlabeled` reads unlabelled in-domain text for task distillation (``finetune --unlabeled``): the
+same text column(s), no label.
 """
 
 from __future__ import annotations
@@ -273,3 +276,39 @@ def load_labelled(
     else:
         val_cols["label"] = encode_labels(val_cols["label"], "validation", label2id, n, label_column)
     return LabelledTask(datasets.Dataset.from_dict(train_cols), datasets.Dataset.from_dict(val_cols), names, n)
+
+
+def load_unlabeled(source, text_column: str = "text", text_pair_column: str | None = None):
+    """Unlabelled texts for task distillation (``finetune --unlabeled FILE``), as a ``datasets.Dataset`` with the
+    columns ``text`` and (``text_pair_column`` given) ``text_pair``.
+
+    ``source``: a CSV/TSV, JSON Lines/JSON or parquet file, or a ``datasets.Dataset``, read with the training
+    set's text column(s); a label column, if there is one, is ignored (the teacher labels these rows). A missing
+    column, an empty text and an empty file are one-line errors that name the file.
+    """
+    import datasets
+
+    if isinstance(source, datasets.Dataset):
+        data, what = {c: list(source[c]) for c in source.column_names}, "unlabelled dataset"
+    else:
+        path = Path(source).expanduser()
+        data, what = read_table(path, "unlabelled"), f"unlabelled file {path}"
+    out = {}
+    for role, name in (("text", text_column), ("text_pair", text_pair_column)):
+        if name is None:
+            continue
+        if name not in data:
+            flag = "--" + role.replace("_", "-") + "-column"
+            raise ValueError(f"The {what} has no column {name!r} (its columns: {', '.join(map(str, data))}): it "
+                             f"needs the training set's {role.replace('_', ' ')} column ({flag} {name}); rename "
+                             f"its column, or pass {flag} with a name that both files use.")
+        out[role] = list(data[name])
+        for row, value in enumerate(out[role]):
+            if _is_missing(value):
+                raise ValueError(f"Row {row + 1} of the {what} has no {role} (column {name!r} is empty): fill it in "
+                                 f"or drop the row.")
+            if not isinstance(value, str):
+                out[role][row] = str(value)
+    if not out["text"]:
+        raise ValueError(f"The {what} has no rows: pass a file of unlabelled texts, or leave out --unlabeled.")
+    return datasets.Dataset.from_dict(out)
