@@ -245,3 +245,11 @@ def test_bench_unlabeled_runs_and_its_results_file_is_consistent(task, tmp_path)
     measured = json.loads(RESULTS.read_text())
     check_unlabeled_results(measured)
     assert len(measured["settings"]["seeds"]) >= 3 and measured["sizes"]["unlabeled"] > measured["sizes"]["labelled"]
+
+
+def test_help_shows_the_new_flags_with_their_defaults(capsys):
+    with pytest.raises(SystemExit):
+        main(["finetune", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "--unlabeled FILE" in text and "needs --teacher" in text and "--config FILE" in text
+    assert "--print-config" in text and "(default: runs/finetune)" in text
