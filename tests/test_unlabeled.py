@@ -58,7 +58,7 @@ def test_a_mixed_batch_has_the_two_term_loss_on_labelled_rows_and_the_soft_loss_
     loss, terms = mixed_distillation_loss(torch.tensor(student), torch.tensor(teacher), torch.tensor(labels),
                                           alpha, t)
     assert loss.item() == pytest.approx(expected, rel=1e-6)
-    assert terms["hard_loss"] == pytest.approx(sum(hard_rows) / 2, rel=1e-6)
+    assert terms["hard_term"] == pytest.approx(sum(hard_rows) / 4, rel=1e-6)  # the labelled rows' CE, over B
     assert terms["soft_loss"] == pytest.approx(sum(soft_rows) / 4, rel=1e-6) and terms["labelled_rows"] == 2
     # labelled rows only: exactly the book's two-term loss
     both = mixed_distillation_loss(torch.tensor(student), torch.tensor(teacher), torch.tensor([0, 1, 2, 1]), alpha, t)
@@ -75,7 +75,7 @@ def test_an_all_unlabelled_batch_gives_the_pure_soft_loss():
     p = torch.softmax(teacher / 3, -1)
     by_hand = 9 * (p * (p.log() - torch.log_softmax(student / 3, -1))).sum(-1).mean()
     assert torch.isfinite(loss) and loss.item() == pytest.approx(by_hand.item(), rel=1e-6)
-    assert "hard_loss" not in terms and terms["labelled_rows"] == 0
+    assert terms["hard_term"] == 0 and terms["labelled_rows"] == 0
     loss.backward()
     assert torch.isfinite(student.grad).all() and student.grad.abs().sum() > 0
 
@@ -130,7 +130,7 @@ def test_unlabelled_rows_join_task_distillation_with_a_config_file_and_a_flag_ov
     assert results["settings"]["num_train"] == 48 and results["settings"]["alpha"] == 0.3
     train = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     train = [r for r in train if r.get("split") == "train"]
-    assert train and all(math.isfinite(r["loss"]) and "soft_loss" in r for r in train)  # the mixed loss ran
+    assert train and all(math.isfinite(r["loss"]) and {"soft_loss", "hard_term"} <= set(r) for r in train)
     # the same data without the unlabelled rows is another run: refused in the same directory
     status, err = cli("finetune", "--teacher", str(task["teacher"]), "--student-layers", "2", *_labelled(task),
                       "--max-steps", "4", "--learning-rate", "2e-3", "--alpha", "0.3", *FAST, "--output-dir", str(out))
@@ -192,7 +192,7 @@ def test_the_training_step_gives_unlabelled_rows_the_soft_loss_only(task):
     labels = [y if i % 2 else UNLABELED for i, (_, y) in enumerate(rows)]
     batch = PaddingCollator(tokenizer.pad_token_id)([{**tokenizer(t), "label": y} for (t, _), y in zip(rows, labels,
                                                                                                         strict=True)])
-    loss, terms = TaskDistillationLoss(teacher, 0.4, 2.0)(student, batch)
+    loss, terms = TaskDistillationLoss(teacher, 0.4, 2.0, unlabeled=True)(student, batch)
     with torch.no_grad():
         inputs = {k: batch[k] for k in ("input_ids", "attention_mask", "token_type_ids")}
         z_s, z_t = student(**inputs).logits, teacher(**inputs).logits

@@ -86,18 +86,18 @@ def mixed_distillation_loss(student_logits: torch.Tensor, teacher_logits: torch.
         alpha, temperature: the weight of the hard loss on a labelled row, and ``T``.
 
     Returns:
-        ``(loss, terms)``: the scalar ``L``; ``soft_loss`` (the mean of :math:`S_i`), ``labelled_rows``, and
-        ``hard_loss`` (the mean :math:`\mathrm{CE}_i` over the labelled rows) when there are any.
+        ``(loss, terms)``: the scalar ``L``; ``soft_loss`` (the mean of :math:`S_i`), ``hard_term``
+        (:math:`\frac{1}{B}\sum_i m_i \mathrm{CE}_i`, 0 without labelled rows) and ``labelled_rows``, so that
+        ``L = alpha * hard_term + mean((1 - alpha m_i) S_i)``. Every batch has all three (the training log
+        averages them over steps); the mean cross-entropy of the labelled rows of a logging interval is about
+        ``hard_term * B / labelled_rows``.
     """
     labelled = labels != UNLABELED  # (B,)
     m = labelled.to(student_logits.dtype)
     soft = soft_target_loss(student_logits, teacher_logits, temperature, reduction="none")  # (B,)
     hard = F.cross_entropy(student_logits, labels, ignore_index=UNLABELED, reduction="none")  # (B,), 0 unlabelled
     loss = (alpha * m * hard + (1.0 - alpha * m) * soft).mean()
-    count = int(labelled.sum())
-    terms = {"soft_loss": soft.mean().item(), "labelled_rows": float(count)}
-    if count:
-        terms["hard_loss"] = (hard.sum() / count).item()
+    terms = {"soft_loss": soft.mean().item(), "hard_term": hard.mean().item(), "labelled_rows": float(m.sum())}
     return loss, terms
 
 
@@ -106,20 +106,23 @@ class TaskDistillationLoss:
 
     ``loss = alpha * CE(student logits, labels) + (1 - alpha) * T² KL(p_teacher^T || p_student^T)``. The teacher
     reads the same ``input_ids`` and ``attention_mask`` (and, a BERT, the ``token_type_ids`` of a sentence pair)
-    under ``torch.inference_mode``, in eval mode (no dropout): it gives fixed soft targets. A batch with
-    unlabelled rows (label :data:`UNLABELED`) takes :func:`mixed_distillation_loss`: the soft loss only on them.
+    under ``torch.inference_mode``, in eval mode (no dropout): it gives fixed soft targets.
+
+    ``unlabeled=True`` (a run with unlabelled rows, label :data:`UNLABELED`): every batch takes
+    :func:`mixed_distillation_loss`, the soft loss only on those rows, so that every step logs the same terms.
     """
 
-    def __init__(self, teacher: nn.Module, alpha: float = 0.5, temperature: float = 2.0) -> None:
+    def __init__(self, teacher: nn.Module, alpha: float = 0.5, temperature: float = 2.0,
+                 unlabeled: bool = False) -> None:
         check_alpha_temperature(alpha, temperature)
         self.teacher = teacher.eval().requires_grad_(False)
-        self.alpha, self.temperature = alpha, temperature
+        self.alpha, self.temperature, self.unlabeled = alpha, temperature, unlabeled
 
     def __call__(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
         with torch.inference_mode():
             teacher_logits = self.teacher(**model_inputs(self.teacher, batch)).logits  # (B, C)
         logits = model(**model_inputs(model, batch)).logits
-        if bool((batch["labels"] == UNLABELED).any()):
+        if self.unlabeled:
             return mixed_distillation_loss(logits.float(), teacher_logits.float(), batch["labels"], self.alpha,
                                            self.temperature)
         hard = F.cross_entropy(logits.float(), batch["labels"])
@@ -328,7 +331,7 @@ def finetune(
             raise ValueError(
                 f"The teacher ({teacher_dir}) and the student ({model_dir}) use different tokenizers: the teacher "
                 f"must read the same token ids as the student. Distil the student from this teacher.")
-        loss_fn = TaskDistillationLoss(teacher, alpha, temperature)
+        loss_fn = TaskDistillationLoss(teacher, alpha, temperature, unlabeled=unlabeled is not None)
     if stop_after is not None and not 1 <= stop_after <= config.max_steps:
         raise ValueError(f"stop_after must be in [1, max_steps={config.max_steps}], got {stop_after}.")
     if student_layers is not None:
