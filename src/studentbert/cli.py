@@ -33,7 +33,6 @@ from .config_file import (
     read_settings_file,
     settings_in_force,
     settings_to_argv,
-    with_overrides,
 )
 from .profiles import Profile, get_profile
 
@@ -87,7 +86,8 @@ def _data_options(parser: argparse.ArgumentParser, command: str) -> None:
     g.add_argument("--split", default="train", help="the split of a --corpus datasets id")
     g.add_argument("--text-column", default="text", help="the column of the text in --corpus tables and datasets")
     g.add_argument("--heldout-documents", type=int, help="documents held out for evaluation (None: the profile's; "
-                                                          "of --corpus, a tenth, at most the profile's)")
+                                                          "of --corpus, a tenth, at most the profile's; with "
+                                                          "--streaming, the first ones, as many as the profile's)")
     if command == "distill":
         g.add_argument("--tokenizer", help="a tokenizer directory or hub id that fits the teacher (None: the "
                                            "teacher's own)")
@@ -97,6 +97,13 @@ def _data_options(parser: argparse.ArgumentParser, command: str) -> None:
                                            "OUTPUT_DIR/tokenizer)")
         g.add_argument("--vocab-size", type=int, help="the vocabulary of a WordPiece trained on the corpus")
     g.add_argument("--max-length", type=int, help="tokens per example, [CLS] and [SEP] included")
+    g.add_argument("--streaming", action="store_true",
+                   help="a corpus larger than memory: read the --corpus files window by window instead of loading "
+                        "them (local files only; the first --heldout-documents documents are held out)"
+                        + ("" if command == "distill" else "; distill only, for now"))
+    if command == "distill":
+        g.add_argument("--shuffle-window", type=int, default=4096, metavar="N",
+                       help="with --streaming: the lines or rows read, tokenized and shuffled together")
     s = parser.add_argument_group("settings files")
     s.add_argument("--config", metavar="FILE", help="a YAML or JSON file of settings: keys are these flags' names "
                                                     "(with - or _); a flag given on the command line wins")
@@ -160,93 +167,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _downstream_parsers(sub) -> None:
-    """The subcommands of :mod:`studentbert.finetune` and :mod:`studentbert.experiments`."""
-    f = _sub(sub, "finetune", "fine-tune a BERT or DistilBERT as a classifier on your labelled data (or the "
-                              "profile's task), optionally with task-specific distillation from a fine-tuned teacher")
-    f.add_argument("--model", type=Path, help="Hugging Face directory of a BERT or DistilBERT (None: --teacher, "
-                                              "with --student-layers)")
-    f.add_argument("--output-dir", type=Path, default=Path("runs/finetune"), help="the run directory")
-    f.add_argument("--tokenizer", type=Path, help="directory of the model's tokenizer, if --model has none")
-    f.add_argument("--teacher", type=Path, help="fine-tuned teacher classifier (any transformers BERT sequence "
-                                                "classifier): task-specific distillation")
-    f.add_argument("--student-layers", type=int, help="train a DistilBERT of this many layers initialised from "
-                                                       "--model's encoder (every other layer) instead of --model")
-    f.add_argument("--alpha", type=float, default=0.5, help="weight of the hard loss (task distillation)")
-    f.add_argument("--temperature", type=float, default=2.0, help="temperature T (task distillation)")
-    t = f.add_argument_group("labelled data (default: the profile's task)")
-    t.add_argument("--train", type=str, help="training file: CSV, JSON Lines or parquet")
-    t.add_argument("--validation", type=str, help="validation file (None: a seeded 10%% of --train, or the "
-                                                  "dataset's --validation-split)")
-    t.add_argument("--dataset", type=str, help="a datasets id (or dataset directory) instead of files, e.g. glue")
-    t.add_argument("--dataset-config", type=str, help="the dataset's configuration, e.g. sst2")
-    t.add_argument("--train-split", default="train", help="the dataset's training split")
-    t.add_argument("--validation-split", default="validation", help="the dataset's validation split")
-    t.add_argument("--text-column", default="text", help="the column of the text")
-    t.add_argument("--text-pair-column", help="the column of the second text of a sentence-pair task (MNLI, QQP)")
-    t.add_argument("--label-column", default="label", help="the column of the labels: class ids, or class names "
-                                                           "(mapped to ids in sorted order, saved as id2label)")
-    t.add_argument("--max-length", type=int, help="inputs are truncated to this many tokens (None: the profile's)")
-    t.add_argument("--num-labels", type=int, help="the number of classes (None: from the labels)")
-    _train_overrides(f)
+    """The subcommands of :mod:`studentbert.finetune` and :mod:`studentbert.experiments`, in
+    :mod:`studentbert.cli_tasks`."""
+    from .cli_tasks import add_downstream_parsers
 
-    c = _sub(sub, "compare", "teacher vs distilled student vs student without distillation")
-    c.add_argument("--teacher", type=Path, required=True, help="pretrained teacher (BertForPreTraining directory)")
-    c.add_argument("--student", type=Path, required=True, help="distilled student (DistilBertForMaskedLM directory)")
-    c.add_argument("--output-dir", type=Path, default=Path("runs/compare"))
-
-    a = _sub(sub, "ablation", "DistilBERT's ablation: drop one loss term, or the teacher initialisation")
-    a.add_argument("--teacher", type=Path, required=True, help="pretrained teacher (BertForPreTraining directory)")
-    a.add_argument("--output-dir", type=Path, default=Path("runs/ablation"))
-    a.add_argument("--steps", type=int, help="distillation steps per row (default: the profile's)")
+    add_downstream_parsers(sub, _sub, _train_overrides)
 
 
 def _run_downstream(args: argparse.Namespace, profile: Profile, resume: bool | str) -> int:
-    from .data import task_datasets
-    from .experiments import ablation, compare
-    from .finetune import finetune
+    """Run ``finetune``, ``compare`` or ``ablation``: :func:`studentbert.cli_tasks.run_downstream`."""
+    from .cli_tasks import run_downstream
 
-    if args.command == "finetune":
-        profile = with_overrides(profile, "finetune", args)
-        model = args.model if args.model is not None else (args.teacher if args.student_layers else None)
-        if model is None:
-            raise ValueError("finetune needs --model DIR (or --teacher DIR with --student-layers N).")
-        for flag, path in (("--model", model), ("--teacher", args.teacher), ("--tokenizer", args.tokenizer)):
-            if path is not None and not Path(path).is_dir():
-                raise FileNotFoundError(f"No such {flag} directory: {path}. Pass an existing model directory.")
-        num_labels = None
-        if args.train is not None or args.dataset is not None:
-            from .data.labelled import load_labelled
-
-            if args.train is not None and args.dataset is not None:
-                raise ValueError("Pass --train FILE or --dataset ID, not both.")
-            task = load_labelled(args.train or args.dataset, args.validation, args.text_column,
-                                 args.text_pair_column, args.label_column, args.num_labels, args.dataset_config,
-                                 args.train_split, args.validation_split)
-            train, test, names, num_labels = task.train, task.validation, task.label_names, task.num_labels
-        else:
-            if args.validation is not None:
-                raise ValueError("--validation needs --train (or use --dataset with --validation-split).")
-            train, test = task_datasets(profile)
-            names = None
-        max_length = args.max_length if args.max_length is not None else profile.task.max_length
-        out = finetune(model, train, test, args.output_dir, profile.finetune, max_length,
-                       teacher_dir=args.teacher, alpha=args.alpha, temperature=args.temperature, resume=resume,
-                       num_labels=num_labels, label_names=names, tokenizer_dir=args.tokenizer,
-                       student_layers=args.student_layers)
-        if out.get("completed") and int(os.environ.get("RANK", "0")) == 0:  # a finished run, the main process
-            from .report_card import REPORT_FILES, write_report_card
-
-            card = write_report_card(args.output_dir, out["model_dir"], test, teacher_dir=args.teacher,
-                                     tokenizer_dir=args.tokenizer, max_length=max_length, device=out.get("device"))
-            out["report_card"] = {"files": [str(Path(args.output_dir) / f) for f in REPORT_FILES],
-                                  "verdict": card["verdict"]}
-    elif args.command == "compare":
-        out = compare(profile, args.teacher, args.student, args.output_dir)
-    else:
-        out = ablation(profile, args.teacher, args.output_dir, steps=args.steps)
-    print(json.dumps(out, indent=2, default=str))
-    print(f"saved in: {args.output_dir}")
-    return 0
+    return run_downstream(args, profile, resume)
 
 
 def check_output_dir(path: Path) -> None:
@@ -293,7 +225,16 @@ def _run(args: argparse.Namespace) -> int:
 
 def _documents(args: argparse.Namespace, profile: Profile) -> tuple[Profile, list, list]:
     """``(profile, training documents, held-out documents)``: of --corpus (the profile then records how many
-    were held out), or the profile's corpus."""
+    were held out), or the profile's corpus; with --streaming ``(profile, the --corpus files, None)``."""
+    if getattr(args, "streaming", False):
+        from .data.streaming import stream_files
+
+        files = stream_files(args.corpus or [])
+        count = profile.data.heldout_documents if args.heldout_documents is None else args.heldout_documents
+        if count < 1:
+            raise ValueError(f"--heldout-documents {count} must be >= 1: the first documents of the corpus are held "
+                             f"out for evaluation.")
+        return profile.replace(data=dataclasses.replace(profile.data, heldout_documents=count)), files, None
     if not args.corpus:
         from .artifacts import corpus
 
@@ -338,6 +279,10 @@ def _train(args: argparse.Namespace, profile: Profile, resume: bool | str, setti
     if args.command == "pretrain":
         from .pretrain import pretrain
 
+        if args.streaming:
+            raise ValueError("pretrain does not stream yet: drop --streaming (the corpus is then read into memory), "
+                             "or distil from an existing teacher with distill --streaming.")
+
         profile, documents, heldout = _documents(args, profile)
         tokenizer = _pretrain_tokenizer(args, profile, documents, resume)
         return pretrain(profile, args.output_dir, documents=documents, heldout=heldout, tokenizer=tokenizer,
@@ -353,10 +298,13 @@ def _train(args: argparse.Namespace, profile: Profile, resume: bool | str, setti
         _check_tokenizer_path(args.tokenizer)
     weights = DistillationLossWeights(args.alpha_ce, args.alpha_mlm, args.alpha_cos, args.temperature)
     profile, documents, heldout = _documents(args, profile)
-    return distill(profile, teacher, args.output_dir, documents=documents, heldout=heldout, weights=weights,
+    data = {"documents": documents} if heldout is not None else {  # --streaming: the files, read as it goes
+        "stream_files": documents, "text_column": args.text_column, "shuffle_window": args.shuffle_window}
+    return distill(profile, teacher, args.output_dir, heldout=heldout, weights=weights, **data,
                    init=args.init, restrict_ce_to_mask=args.restrict_ce_to_mask, resume=resume,
                    tokenizer=args.tokenizer, layers=args.layers,
-                   run_config={**settings, "heldout_documents": len(heldout)})
+                   run_config={**settings, "heldout_documents": profile.data.heldout_documents
+                               if heldout is None else len(heldout)})
 
 
 def _with_settings_file(parser: argparse.ArgumentParser, argv: list[str], args: argparse.Namespace):
