@@ -34,7 +34,7 @@ def home() -> Path:
 #: Modules whose code cannot change an artifact (the corpus, tokenizer, teacher or student): editing them keeps
 #: the cache. Every other module of the package is hashed into the fingerprint.
 NOT_IN_FINGERPRINT = frozenset({
-    "__init__.py", "__main__.py", "cli.py", "experiments.py", "export.py", "finetune.py",
+    "__init__.py", "__main__.py", "cli.py", "cli_tasks.py", "experiments.py", "export.py", "finetune.py",
     "config_file.py", "hf_trainer.py", "report.py", "report_card.py", "source.py", "speed.py", "standins.py",
 })
 
