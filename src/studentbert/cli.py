@@ -28,6 +28,7 @@ from pathlib import Path
 
 from .config_file import (
     Parser,
+    add_settings_file_options,
     dump_settings,
     profile_for,
     read_settings_file,
@@ -104,12 +105,7 @@ def _data_options(parser: argparse.ArgumentParser, command: str) -> None:
     if command == "distill":
         g.add_argument("--shuffle-window", type=int, default=4096, metavar="N",
                        help="with --streaming: the lines or rows read, tokenized and shuffled together")
-    s = parser.add_argument_group("settings files")
-    s.add_argument("--config", metavar="FILE", help="a YAML or JSON file of settings: keys are these flags' names "
-                                                    "(with - or _); a flag given on the command line wins")
-    s.add_argument("--print-config", nargs="?", const="yaml", choices=["yaml", "json"],
-                   help="print the settings in force (flags, --config, the profile's defaults) and exit without "
-                        "training; the output is a --config file")
+    add_settings_file_options(parser)
 
 
 class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):

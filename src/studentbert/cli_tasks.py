@@ -15,7 +15,13 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-from .config_file import NOT_SETTINGS, TRAIN_OVERRIDES, dump_settings, with_overrides
+from .config_file import (
+    NOT_SETTINGS,
+    TRAIN_OVERRIDES,
+    add_settings_file_options,
+    dump_settings,
+    with_overrides,
+)
 from .profiles import Profile
 
 
@@ -56,12 +62,7 @@ def add_downstream_parsers(sub, make_sub: Callable[..., argparse.ArgumentParser]
                    help="unlabelled in-domain text (CSV, JSON Lines or parquet with the --text-column, and "
                         "--text-pair-column, of --train; a label column is ignored), added to the training rows: "
                         "needs --teacher, whose soft targets are the only loss on these rows")
-    s = f.add_argument_group("settings files")
-    s.add_argument("--config", metavar="FILE", help="a YAML or JSON file of settings: keys are these flags' names "
-                                                    "(with - or _); a flag given on the command line wins")
-    s.add_argument("--print-config", nargs="?", const="yaml", choices=["yaml", "json"],
-                   help="print the settings in force (flags, --config, the profile's defaults) and exit without "
-                        "training; the output is a --config file")
+    add_settings_file_options(f)
     train_overrides(f)
 
     c = make_sub(sub, "compare", "teacher vs distilled student vs student without distillation")

@@ -54,6 +54,16 @@ class Parser(argparse.ArgumentParser):
         super().error(message)
 
 
+def add_settings_file_options(parser: argparse.ArgumentParser) -> None:
+    """``--config FILE`` and ``--print-config``, in a "settings files" group of ``parser``."""
+    s = parser.add_argument_group("settings files")
+    s.add_argument("--config", metavar="FILE", help="a YAML or JSON file of settings: keys are these flags' names "
+                                                    "(with - or _); a flag given on the command line wins")
+    s.add_argument("--print-config", nargs="?", const="yaml", choices=["yaml", "json"],
+                   help="print the settings in force (flags, --config, the profile's defaults) and exit without "
+                        "training; the output is a --config file")
+
+
 def setting_actions(parser: argparse.ArgumentParser) -> dict[str, argparse.Action]:
     """``{destination: action}`` of the flags of ``parser`` that a settings file may set."""
     return {a.dest: a for a in parser._actions if a.option_strings and a.dest not in NOT_SETTINGS}

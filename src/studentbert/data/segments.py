@@ -7,10 +7,29 @@ as ``[CLS] chunk [SEP]``. A sentence longer than a chunk is cut.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 from .pretraining import tokenize_documents
 from .tokenizer import check_tokenizer
+
+
+def pack_segments(token_documents: Iterable[Iterable[list[int]]], tokenizer, max_length: int) -> list[list[int]]:
+    """Pack each document's tokenized sentences (lists of ids; empty ones skipped) into ``[CLS] chunk [SEP]``
+    examples of at most ``max_length`` tokens; a sentence longer than a chunk is cut."""
+    budget, cls, sep = max_length - 2, tokenizer.cls_token_id, tokenizer.sep_token_id
+    examples: list[list[int]] = []
+    for document in token_documents:
+        chunk: list[int] = []
+        for sentence in document:
+            if not sentence:
+                continue
+            if chunk and len(chunk) + len(sentence) > budget:
+                examples.append([cls, *chunk, sep])
+                chunk = []
+            chunk.extend(sentence[:budget])
+        if chunk:
+            examples.append([cls, *chunk, sep])
+    return examples
 
 
 def build_segment_examples(documents: Sequence[Sequence[str]], tokenizer, max_length: int = 128):
@@ -23,18 +42,7 @@ def build_segment_examples(documents: Sequence[Sequence[str]], tokenizer, max_le
     check_tokenizer(tokenizer)
     if max_length < 3:
         raise ValueError(f"max_length={max_length} leaves no room for text between [CLS] and [SEP]; use >= 3.")
-    budget = max_length - 2
-    cls, sep = tokenizer.cls_token_id, tokenizer.sep_token_id
-    examples: list[list[int]] = []
-    for document in tokenize_documents(documents, tokenizer):
-        chunk: list[int] = []
-        for sentence in document:
-            if chunk and len(chunk) + len(sentence) > budget:
-                examples.append([cls, *chunk, sep])
-                chunk = []
-            chunk.extend(sentence[:budget])
-        if chunk:
-            examples.append([cls, *chunk, sep])
+    examples = pack_segments(tokenize_documents(documents, tokenizer), tokenizer, max_length)
     if not examples:
         raise ValueError("The documents produced no tokens: the corpus is empty after tokenization.")
     return datasets.Dataset.from_dict({"input_ids": examples})

@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from .corpora import TEXT_SUFFIXES, corpus_files
+from .segments import pack_segments
 from .text import documents_from_texts
 from .tokenizer import check_tokenizer
 
@@ -243,20 +244,8 @@ class TextStream:
             return []
         ids = iter(self.tokenizer(sentences, add_special_tokens=False, return_token_type_ids=False,
                                   return_attention_mask=False)["input_ids"])
-        budget, cls, sep = self.max_length - 2, self.tokenizer.cls_token_id, self.tokenizer.sep_token_id
-        examples: list[list[int]] = []
-        for document in documents:
-            chunk: list[int] = []
-            for sentence in (next(ids) for _ in document):
-                if not sentence:
-                    continue
-                if chunk and len(chunk) + len(sentence) > budget:
-                    examples.append([cls, *chunk, sep])
-                    chunk = []
-                chunk.extend(sentence[:budget])
-            if chunk:
-                examples.append([cls, *chunk, sep])
-        return examples
+        return pack_segments(([next(ids) for _ in document] for document in documents), self.tokenizer,
+                             self.max_length)
 
     def _fill(self) -> None:
         """Read, tokenize and permute the window that starts at the state's position (the next epoch at the end)."""
