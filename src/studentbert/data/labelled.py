@@ -84,6 +84,17 @@ def read_table(path: Path, what: str) -> dict[str, list]:
     return {str(c): [None if _is_missing(v) else v for v in frame[c].tolist()] for c in frame.columns}
 
 
+def _texts(values: list, where: str, role: str, column: str) -> list[str]:
+    """``values`` as strings; a missing one is refused, naming its row in ``where`` (e.g. "the training set")."""
+    texts = []
+    for row, value in enumerate(values):
+        if _is_missing(value):
+            raise ValueError(f"Row {row + 1} of {where} has no {role} (column {column!r} is empty): fill it in or "
+                             f"drop the row.")
+        texts.append(value if isinstance(value, str) else str(value))
+    return texts
+
+
 def _columns(data: dict[str, list], what: str, columns: dict[str, str | None]) -> dict[str, list]:
     """``{"text": ..., "text_pair": ..., "label": ...}`` from the user's column names, with texts checked."""
     out = {}
@@ -96,12 +107,8 @@ def _columns(data: dict[str, list], what: str, columns: dict[str, str | None]) -
                              f"pass {flag} with the name of the {role.replace('_', ' ')} column.")
         out[role] = list(data[name])
     for role in ("text", "text_pair"):
-        for row, value in enumerate(out.get(role, [])):
-            if _is_missing(value):
-                raise ValueError(f"Row {row + 1} of the {what} set has no {role} (column {columns[role]!r} is "
-                                 f"empty): fill it in or drop the row.")
-            if not isinstance(value, str):
-                out[role][row] = str(value)
+        if role in out:
+            out[role] = _texts(out[role], f"the {what} set", role, columns[role])
     if not out["label"]:
         raise ValueError(f"The {what} set is empty: there is nothing to "
                          f"{'train on' if what == 'training' else 'evaluate'}.")
@@ -302,13 +309,7 @@ def load_unlabeled(source, text_column: str = "text", text_pair_column: str | No
             raise ValueError(f"The {what} has no column {name!r} (its columns: {', '.join(map(str, data))}): it "
                              f"needs the training set's {role.replace('_', ' ')} column ({flag} {name}); rename "
                              f"its column, or pass {flag} with a name that both files use.")
-        out[role] = list(data[name])
-        for row, value in enumerate(out[role]):
-            if _is_missing(value):
-                raise ValueError(f"Row {row + 1} of the {what} has no {role} (column {name!r} is empty): fill it in "
-                                 f"or drop the row.")
-            if not isinstance(value, str):
-                out[role][row] = str(value)
+        out[role] = _texts(data[name], f"the {what}", role, name)
     if not out["text"]:
         raise ValueError(f"The {what} has no rows: pass a file of unlabelled texts, or leave out --unlabeled.")
     return datasets.Dataset.from_dict(out)
