@@ -23,13 +23,12 @@ and whether the student with the unlabelled text beat both others on the mean (`
 from __future__ import annotations
 
 import argparse
-import statistics
 import tempfile
 import time
 from pathlib import Path
 
 import torch
-from benchlib import command_line, hardware, write_json
+from benchlib import command_line, hardware, spread, write_json
 
 from studentbert.data.sentiment import generate_sentiment
 from studentbert.finetune import finetune
@@ -49,11 +48,6 @@ def split_task(num_labelled: int, num_unlabeled: int, num_test: int, seed: int) 
     test, labelled = pool[:num_test], pool[num_test:num_test + num_labelled]
     unlabeled = [t for t, _ in pool[num_test + num_labelled:need]]
     return labelled, unlabeled, test
-
-
-def spread(values: list[float]) -> dict:
-    return {"mean": statistics.fmean(values), "std": statistics.stdev(values) if len(values) > 1 else 0.0,
-            "min": min(values), "max": max(values)}
 
 
 def main(argv: list[str] | None = None) -> dict:

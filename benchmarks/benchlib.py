@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import statistics
 import sys
 from pathlib import Path
 
@@ -66,3 +67,9 @@ def write_json(result: dict, path: str | Path | None, default_name: str | None =
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(result, indent=2) + "\n")
     print(f"\nwrote {path}")
+
+
+def spread(values: list[float]) -> dict:
+    """Mean, sample standard deviation (0 for one value), minimum and maximum of repeated runs (seeds)."""
+    return {"mean": statistics.fmean(values), "std": statistics.stdev(values) if len(values) > 1 else 0.0,
+            "min": min(values), "max": max(values)}

@@ -7,9 +7,9 @@ A number written in a markdown cell must come from an executed output of the sam
 a definition rather than a measurement (book/CONVENTIONS.md). This script reads executed notebooks and prints
 each number of the prose that no output of that notebook shows, at the prose's precision (``0.93`` matches an
 output ``0.9312``; ``66M`` matches ``66,955,010``; ``93%`` matches ``0.93`` or ``93.1%``). Numbers that are not
-measurements are left out by the rules in :data:`ALLOWED` and :func:`_allowed` (each with its reason). It
-prints its findings and exits 0 (``--strict``: 1 when there are findings); it is not part of CI: a finding is a
-line to read, not necessarily a mistake.
+measurements are left out by the rules in :data:`ALLOWED` and :func:`_allowed` (each with its reason), and so are
+settings written in the chapter's own code cells. It prints its findings and exits 0 (``--strict``: 1 when there
+are findings). ``tests/test_book.py`` runs it with ``--strict`` on the executed tiny book.
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ ALLOWED: dict[float, str] = {
     64: "the head size of BERT-base (768 / 12), set rather than measured",
     0.5: "one half: chance level of a binary task, a weight, a probability in a definition",
     0.1: "dropout probability and the 10% of masking's 80/10/10, definitions",
+    0.85: "1 - 0.15: the share of tokens that masking leaves unselected (the binomial's other probability)",
     100: "percent of a whole",
 }
 SMALL = 12  # integers up to 12: counts in a definition (layers, heads, chapters, "2 sentences"), not results
@@ -105,10 +106,19 @@ def _math_spans(text: str) -> list[tuple[int, int]]:
     return [m.span() for m in re.finditer(r"\$\$.*?\$\$|\$[^$\n]+\$", text, re.S)]
 
 
-def _allowed(text: str, start: int, end: int, value: float, math: bool) -> str | None:
+def _code_literals(nb: nbformat.NotebookNode) -> set[float]:
+    """The numbers written in the notebook's code cells: settings the chapter chooses (a toy batch's sizes,
+    a sweep's values), which its prose may repeat without an output printing them."""
+    source = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
+    return {float(m.group(0)) for m in re.finditer(r"(?<![\w.])\d+(?:\.\d+)?(?![\w.])", source)}
+
+
+def _allowed(text: str, start: int, end: int, value: float, math: bool, settings: set[float] = frozenset()) -> str | None:
     """Why a number of the prose is not a measurement, or None."""
     if value in ALLOWED:
         return ALLOWED[value]
+    if value in settings:
+        return "a setting written in the chapter's code"
     if value.is_integer() and 0 <= value <= SMALL:
         return "a small count (layers, heads, chapters, sentences)"
     if value.is_integer() and 1900 <= value <= 2099 and "." not in text[start:end]:
@@ -125,6 +135,7 @@ def check(path: Path) -> list[Finding]:
     """The numbers of a notebook's markdown that no output of the notebook shows."""
     nb = nbformat.read(path, as_version=4)
     printed = _output_values(_output_text(nb))
+    settings = _code_literals(nb)
     findings = []
     for index, cell in enumerate(nb.cells):
         if cell.cell_type != "markdown":
@@ -136,7 +147,7 @@ def check(path: Path) -> list[Finding]:
             in_math = any(a <= start < b for a, b in math)
             suffix = m.group(2) if not in_math or (m.group(2) or "").strip() == "%" else None  # $2M$: 2 times M
             value, tolerance = _value(m.group(1), suffix)
-            if _allowed(text, start, end, value, in_math):
+            if _allowed(text, start, end, value, in_math, settings):
                 continue
             percent = (suffix or "").strip() == "%"
             wanted = [value, value / 100] if percent else [value]

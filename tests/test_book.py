@@ -28,6 +28,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 from xml.etree import ElementTree
 
+import nbformat
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -118,6 +119,38 @@ def test_results_file_records_times_and_measurements(tiny_book: dict):
     assert recorded["04_pretraining"]["pretraining"]["heldout_nsp_accuracy"] > 0.5
     assert recorded["07_finetuning"]["comparison"]["teacher_accuracy"] > 0.5
 
+
+
+CHECK_NUMBERS = ROOT / "scripts" / "check_numbers.py"
+
+
+def _check_numbers(*paths: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(CHECK_NUMBERS), "--strict", *map(str, paths)], capture_output=True,
+                          text=True)
+
+
+def test_every_number_in_the_prose_comes_from_an_output(tiny_book: dict):
+    """The book's rule on numbers (CONVENTIONS.md): each number of the prose is printed by the chapter, cited,
+    or a definition; checked on the executed tiny book."""
+    proc = _check_numbers(tiny_book["_out"])
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
+    assert f"0 finding(s) in {len(NOTEBOOKS)} notebook(s)" in proc.stdout
+
+
+def test_number_check_finds_a_number_no_output_printed(tmp_path: Path):
+    nb = nbformat.v4.new_notebook()
+    code = nbformat.v4.new_code_cell("steps = 600\nprint(f'accuracy {0.9312:.4f}')")
+    code.outputs = [nbformat.v4.new_output("stream", name="stdout", text="accuracy 0.9312\n")]
+    nb.cells = [code, nbformat.v4.new_markdown_cell("After 600 steps the accuracy is 0.93, and 93% is kept.")]
+    good = tmp_path / "01_good.ipynb"
+    nbformat.write(nb, good)
+    assert _check_numbers(good).returncode == 0
+    nb.cells[1] = nbformat.v4.new_markdown_cell("After 600 steps the accuracy is 0.95. The paper keeps 97.1% {cite}`x`.")
+    bad = tmp_path / "02_bad.ipynb"
+    nbformat.write(nb, bad)
+    proc = _check_numbers(bad)
+    assert proc.returncode == 1 and "02_bad.ipynb, cell 1: 0.95" in proc.stdout, proc.stdout
+    assert "1 finding(s)" in proc.stdout  # 600 is a setting of the code, 97.1% is cited
 
 def _chromium() -> str | None:
     return shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")

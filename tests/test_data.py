@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections import Counter
 
 import pytest
 import torch
@@ -22,6 +23,7 @@ from studentbert.data import (
     generate_sentiment,
     load_documents,
     load_tokenizer,
+    review_form,
     sentiment_rule,
     split_pair,
     split_sentences,
@@ -178,11 +180,28 @@ def test_sentiment_is_balanced_determined_and_fools_bag_of_words(documents):
     assert task_words <= corpus_words, task_words - corpus_words
 
 
+def test_denying_frames_make_scope_decide_and_keep_bag_of_words_fooled():
+    train = generate_sentiment(2000, seed=0, negated_frames=0.15)
+    test = generate_sentiment(1000, seed=1, negated_frames=0.15)
+    assert sum(y for _, y in train) == 1000 and all(sentiment_rule(t) == y for t, y in train + test)
+    forms = Counter(review_form(t) for t, _ in train)
+    assert 0.12 < forms["denied"] / len(train) < 0.18 and {"plain", "negated", "but", "although"} <= set(forms)
+    assert not any(review_form(t) == "denied" for t, _ in generate_sentiment(500, seed=0))  # off by default
+    # a denied clause is plain and has the opposite polarity: the frame's "not" is the only one
+    assert sentiment_rule("Anna did not think that the soup was good.") == 0
+    assert sentiment_rule("It is not true that the film was awful.") == 1
+    assert review_form("Tom said that the soup was good but the film was not bad.") == "but"
+    unigram = bag_of_words_baseline(train, test)
+    assert 0.45 < unigram < 0.65, unigram  # the teacher of chapter 7 gets about 0.9 (bench_task_seeds.py)
+
+
 def test_sentiment_errors():
     with pytest.raises(ValueError, match="Not a review"):
         sentiment_rule("The dog runs.")
     with pytest.raises(ValueError, match="non-empty train and test"):
         bag_of_words_baseline([], [("a", 1)])
+    with pytest.raises(ValueError, match="negated_frames is a share"):
+        generate_sentiment(10, negated_frames=1.5)
 
 
 # --------------------------------------------------------------------------------------------------

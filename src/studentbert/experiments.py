@@ -183,6 +183,16 @@ ABLATION_ROWS: tuple[tuple[str, str, dict[str, float], str], ...] = (
 """``(slug, description, changes to the default DistillationLossWeights, init)`` of each ablation row:
 Sanh et al. (2019), Table 4, plus the full recipe as the reference."""
 
+CONTROL_ROWS: tuple[tuple[str, str, dict[str, float], str], ...] = (
+    ("mlm-only", "L_mlm only + teacher init (the initialisation without the distillation losses)",
+     {"alpha_ce": 0.0, "alpha_mlm": 1.0, "alpha_cos": 0.0}, "teacher"),
+    ("no-distillation", "L_mlm only + random init (no teacher at all)",
+     {"alpha_ce": 0.0, "alpha_mlm": 1.0, "alpha_cos": 0.0}, "random"),
+)
+"""Rows that :func:`ablation` runs when asked by name (``rows=``): two controls that separate what the teacher's
+*weights* give (``mlm-only``: initialised from the teacher, then masked-LM pretraining alone) from what the
+distillation *losses* give (the ``triple-loss`` row), and the student with no teacher at all."""
+
 
 def ablation(
     profile: Profile,
@@ -195,7 +205,8 @@ def ablation(
 ) -> list[dict[str, Any]]:
     """The DistilBERT ablation (Sanh et al., 2019, Table 4) on the profile's task.
 
-    For every row of :data:`ABLATION_ROWS` (or the slugs in ``rows``): task-agnostic distillation of
+    For every row of :data:`ABLATION_ROWS` (or the slugs in ``rows``, which may also name
+    :data:`CONTROL_ROWS`): task-agnostic distillation of
     ``teacher_dir`` with those loss weights and that initialisation, for ``steps`` steps (default
     ``profile.distill.max_steps``), into ``output_dir/<slug>/distill``; then fine-tuning on the labels only,
     as the paper evaluates on GLUE, into ``output_dir/<slug>/finetune``. Finished runs are reused.
@@ -218,8 +229,8 @@ def ablation(
     steps = profile.distill.max_steps if steps is None else steps
     if not isinstance(steps, int) or steps < 1:
         raise ValueError(f"steps must be a positive integer, got {steps!r}.")
-    known = {slug: (description, changes, init) for slug, description, changes, init in ABLATION_ROWS}
-    selected = list(known) if rows is None else list(rows)
+    known = {slug: (description, changes, init) for slug, description, changes, init in ABLATION_ROWS + CONTROL_ROWS}
+    selected = [slug for slug, *_ in ABLATION_ROWS] if rows is None else list(rows)
     unknown = [r for r in selected if r not in known]
     if unknown:
         raise ValueError(f"Unknown ablation rows {unknown}; choose among {list(known)}.")

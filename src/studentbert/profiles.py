@@ -50,13 +50,16 @@ class TaskSettings:
 
     ``name``: ``"generated-sentiment"`` (offline), ``"sst2"`` (GLUE SST-2 from the hub), or a local directory
     holding SST-2 in GLUE's schema (``sentence``, ``label``, ``idx``; ``train`` and ``validation`` files in
-    parquet, CSV or JSON Lines).
+    parquet, CSV or JSON Lines). ``negated_frames``: the generated task's share of reviews inside a frame that
+    denies them (``Anna did not think that the soup was good.``), which makes the task harder
+    (:func:`studentbert.data.sentiment.generate_sentiment`).
     """
 
     name: str = "generated-sentiment"
     num_train: int = 2000
     num_test: int = 1000
     max_length: int = 48
+    negated_frames: float = 0.0
 
 
 @dataclass

@@ -21,7 +21,7 @@ from .pretraining import (
     split_pair,
     tokenize_documents,
 )
-from .sentiment import bag_of_words_baseline, generate_sentiment, sentiment_rule, task_datasets
+from .sentiment import bag_of_words_baseline, generate_sentiment, review_form, sentiment_rule, task_datasets
 from .streaming import TextStream, stream_files
 from .tagging import tagging_dataset
 from .text import load_documents, split_sentences
@@ -41,7 +41,7 @@ __all__ = [
     "IS_NEXT", "NOT_NEXT", "SPECIAL_TOKENS", "TOPICS", "TOPIC_NAMES", "TOPIC_WORDS", "MLMCollator", "Topic",
     "TokenizerError", "bag_of_words_baseline", "build_pretraining_examples", "check_tokenizer", "count_words",
     "generate_corpus", "generate_corpus_with_topics", "generate_sentiment", "guess_topic",
-    "learn_wordpiece_vocabulary", "load_documents", "load_tokenizer", "profile_corpus", "sentiment_rule",
+    "learn_wordpiece_vocabulary", "load_documents", "load_tokenizer", "profile_corpus", "review_form", "sentiment_rule",
     "split_pair", "split_sentences", "task_datasets", "tokenize_documents", "train_wordpiece", "wordpiece_pair_scores",
     "TextStream", "stream_files",
 ]

@@ -11,6 +11,7 @@ is fully determined by the sentence (:func:`sentiment_rule` recovers it), but no
 from __future__ import annotations
 
 import random
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -53,7 +54,11 @@ def review(rng: random.Random, items: Sequence[str], positive: bool) -> str:
 _REVIEW_ITEMS: tuple[str, ...] = tuple(dict.fromkeys(i for t in TOPICS for i in t.items))
 
 
-def generate_sentiment(num_examples: int, seed: int = 0) -> list[tuple[str, int]]:
+NEGATED_FRAMES = ("{name} did not think that", "it is not true that", "{name} did not feel that")
+"""The frames that deny a review: ``Anna did not think that the soup was good.`` is a negative review."""
+
+
+def generate_sentiment(num_examples: int, seed: int = 0, negated_frames: float = 0.0) -> list[tuple[str, int]]:
     """Labelled reviews: ``(sentence, label)`` with label 1 = positive, 0 = negative; exactly balanced.
 
     A review is one of four forms (shares 50/20/15/15%), optionally introduced by ``<Name> said that`` or
@@ -65,17 +70,31 @@ def generate_sentiment(num_examples: int, seed: int = 0) -> list[tuple[str, int]
       ``although the film was good, the ending was terrible``: the clause after *but* / the main clause
       decides, and the two clauses always disagree.
 
+    A share ``negated_frames`` (default 0: none) of the reviews is instead a plain clause inside a frame that
+    denies it (:data:`NEGATED_FRAMES`): ``Anna did not think that the soup was good.`` is negative. The frames
+    make *not* ambiguous: in ``the soup was not bad`` it flips the adjective, in a frame the whole clause, and
+    in the first clause of a contrast nothing at all, so a model has to find the scope of each *not*. With 0.15
+    the tiny teacher no longer solves the task (``benchmarks/bench_task_seeds.py``); with 0 the examples are
+    those of the four forms alone.
+
     Every example is fully determined by its text (:func:`sentiment_rule` gets 100%), but each word
     (including *not*) appears about equally often in positive and negative examples, so a bag-of-words
     classifier can only use the plain reviews (:func:`bag_of_words_baseline`).
     """
     if not isinstance(num_examples, int) or num_examples < 0:
         raise ValueError(f"num_examples must be a non-negative integer, got {num_examples!r}.")
+    if not 0.0 <= negated_frames <= 1.0:
+        raise ValueError(f"negated_frames is a share of the reviews, between 0 and 1, got {negated_frames!r}.")
     rng = random.Random(f"sentiment-{seed}")
     labels = [i % 2 for i in range(num_examples)]
     rng.shuffle(labels)
     examples = []
     for label in labels:
+        if negated_frames and rng.random() < negated_frames:  # a frame denying a clause of the opposite polarity
+            frame = rng.choice(NEGATED_FRAMES).format(name=rng.choice(FEMALE_NAMES + MALE_NAMES))
+            clause = _clause(rng, rng.choice(_REVIEW_ITEMS), not label, False)
+            examples.append((capitalise(f"{frame} {clause}."), label))
+            continue
         body = review(rng, _REVIEW_ITEMS, bool(label))
         k = rng.random()
         name = rng.choice(FEMALE_NAMES + MALE_NAMES)
@@ -92,13 +111,20 @@ def generate_sentiment(num_examples: int, seed: int = 0) -> list[tuple[str, int]
 _POLARITY = {**dict.fromkeys(POSITIVE, 1), **dict.fromkeys(NEGATIVE, 0)}
 
 
+_DENIAL = re.compile("^(?:" + "|".join(f.format(name=r"\w+") for f in NEGATED_FRAMES) + ") ")
+
+
 def sentiment_rule(text: str) -> int:
     """The label of a review of :func:`generate_sentiment`, computed by the rule that defines it.
 
     Take the deciding clause (after *but*; after the comma that ends an *although* clause; otherwise the only
-    clause), find its adjective, and flip its polarity if the clause contains *not*.
+    clause), find its adjective, and flip its polarity if the clause contains *not*; flip it once more if the
+    review starts with a frame that denies it (:data:`NEGATED_FRAMES`).
     """
     s = text.lower().rstrip(".")
+    denied = _DENIAL.match(s)
+    if denied:
+        s = s[denied.end():]
     if " but " in s:
         s = s.split(" but ", 1)[1]
     elif "although " in s:
@@ -107,7 +133,20 @@ def sentiment_rule(text: str) -> int:
     polarity = [_POLARITY[w] for w in words if w in _POLARITY]
     if len(polarity) != 1:
         raise ValueError(f"Not a review of generate_sentiment: {text!r}.")
-    return polarity[0] ^ ("not" in words)
+    return polarity[0] ^ ("not" in words) ^ bool(denied)
+
+
+def review_form(text: str) -> str:
+    """Which form a review of :func:`generate_sentiment` has: ``"denied"`` (inside a frame of
+    :data:`NEGATED_FRAMES`), ``"but"``, ``"although"``, ``"negated"`` (one clause with *not*) or ``"plain"``."""
+    s = text.lower()
+    if _DENIAL.match(s):
+        return "denied"
+    if " but " in s:
+        return "but"
+    if "although " in s:
+        return "although"
+    return "negated" if "not" in WORD.findall(s) else "plain"
 
 
 def bag_of_words_baseline(
@@ -169,7 +208,8 @@ def task_datasets(profile):
 
     * ``tiny`` (``profile.task.name == "generated-sentiment"``): the generated reviews of
       :func:`generate_sentiment`, ``profile.task.num_train`` training examples (seed
-      ``profile.data.seed``) and ``profile.task.num_test`` test examples (seed ``profile.data.seed + 1``). Short
+      ``profile.data.seed``) and ``profile.task.num_test`` test examples (seed ``profile.data.seed + 1``), with
+      ``profile.task.negated_frames`` of them in a denying frame. Short
       reviews can come out of both seeds; test sentences that also occur in the training set are dropped
       (and replaced by further generated ones), so that the test set measures generalisation.
     * ``sst2``: GLUE SST-2 (Socher et al., 2013) from the Hugging Face hub, ``train`` and ``validation`` (the
@@ -184,11 +224,12 @@ def task_datasets(profile):
             raise ValueError(
                 f"The generated task needs num_train >= 1 and num_test >= 1, got {task.num_train} and "
                 f"{task.num_test}: set profile.task.num_train / num_test.")
-        train = generate_sentiment(task.num_train, seed=profile.data.seed)
+        train = generate_sentiment(task.num_train, seed=profile.data.seed, negated_frames=task.negated_frames)
         seen = {text for text, _ in train}
         extra = task.num_test // 5 + 20
         while True:
-            candidates = generate_sentiment(task.num_test + extra, seed=profile.data.seed + 1)
+            candidates = generate_sentiment(task.num_test + extra, seed=profile.data.seed + 1,
+                                            negated_frames=task.negated_frames)
             test = [(t, y) for t, y in candidates if t not in seen][: task.num_test]
             if len(test) == task.num_test:
                 break
