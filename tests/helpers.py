@@ -3,11 +3,24 @@
 from __future__ import annotations
 
 import contextlib
+import importlib
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import torch
 
 from studentbert.cli import main
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+def benchmark(name: str):
+    """Import ``benchmarks/<name>.py`` (the scripts import their helpers, like ``benchlib``, as top-level modules,
+    so their folder goes on ``sys.path``)."""
+    if str(BENCHMARKS) not in sys.path:
+        sys.path.insert(0, str(BENCHMARKS))
+    return importlib.import_module(name)
 
 
 @contextlib.contextmanager

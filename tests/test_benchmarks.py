@@ -5,13 +5,12 @@ No timing is asserted (timings depend on the machine); the scripts run with tiny
 
 from __future__ import annotations
 
-import importlib
 import json
-import sys
 from pathlib import Path
 
 import pytest
 import torch
+from helpers import benchmark
 
 import studentbert as sb
 from studentbert.distill import DistillationStep
@@ -21,14 +20,6 @@ from studentbert.student_init import make_student
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
-
-
-def bench(name: str):
-    """Import ``benchmarks/<name>.py`` (the scripts import their helpers as top-level modules)."""
-    path = str(ROOT / "benchmarks")
-    if path not in sys.path:
-        sys.path.insert(0, path)
-    return importlib.import_module(name)
 
 
 def small_teacher(initializer_range: float = 0.02) -> sb.BertForPreTraining:
@@ -70,7 +61,7 @@ def test_adamw_is_fused_where_torch_has_the_kernel():
 
 
 def test_plain_loss_without_padding_is_our_distillation_loss():
-    bd = bench("bench_distill")
+    bd = benchmark("bench_distill")
     # a teacher with larger weights: confident, so the soft term is far from 0 and padding rows matter
     teacher = small_teacher(initializer_range=0.3)
     student = make_student(teacher, 2, init="random", seed=1).eval()
@@ -92,7 +83,7 @@ def test_plain_loss_without_padding_is_our_distillation_loss():
 
 
 def test_rounds_draw_disjoint_examples():
-    bd = bench("bench_distill")
+    bd = benchmark("bench_distill")
     rounds = bd.rounds_of_examples(100, 30, 3)
     flat = [i for r in rounds for i in r]
     assert [len(r) for r in rounds] == [30, 30, 30] and len(set(flat)) == 90
@@ -102,7 +93,7 @@ def test_rounds_draw_disjoint_examples():
 
 def test_bench_distill_runs_and_checks_equivalence(tmp_path, monkeypatch):
     monkeypatch.setenv("STUDENTBERT_HOME", str(tmp_path / "home"))
-    bd = bench("bench_distill")
+    bd = benchmark("bench_distill")
     out = tmp_path / "distill.json"
     r = bd.main(["--device", "cpu", "--batch", "4", "--steps", "2", "--reps", "2", "--warmup", "0",
                  "--json", str(out)])
@@ -116,7 +107,7 @@ def test_bench_distill_runs_and_checks_equivalence(tmp_path, monkeypatch):
 
 
 def test_forward_flops_by_hand():
-    fl = bench("flops")
+    fl = benchmark("flops")
     c = sb.BertConfig(vocab_size=10, hidden_size=4, num_layers=1, num_heads=1, intermediate_size=8,
                       max_position_embeddings=8)
     # one sequence of 2 tokens. Per token, the layer: 2 (3*16 + 16 + 32 + 32) = 256 for its matrices, plus
@@ -132,7 +123,7 @@ def test_flop_formulas_match_torch_flop_counter():
 
     from studentbert.pretrain import pretraining_loss
 
-    fl = bench("flops")
+    fl = benchmark("flops")
     teacher = small_teacher()
     c = teacher.config
     batch = padded_mlm_batch(c.vocab_size)
@@ -158,7 +149,7 @@ def test_flop_formulas_match_torch_flop_counter():
 
 
 def test_mfu_smoke_on_cpu(tmp_path):
-    mfu = bench("bench_mfu")
+    mfu = benchmark("bench_mfu")
     out = tmp_path / "mfu.json"
     r = mfu.main(["--device", "cpu", "--size", "tiny", "--batch", "2", "--length", "16", "--steps", "1",
                   "--reps", "2", "--warmup", "0", "--json", str(out)])
@@ -172,14 +163,14 @@ def test_mfu_smoke_on_cpu(tmp_path):
 
 
 def test_mfu_without_a_gpu_writes_nothing(monkeypatch, tmp_path):
-    mfu = bench("bench_mfu")
+    mfu = benchmark("bench_mfu")
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     monkeypatch.setattr(mfu, "RESULTS", tmp_path)
     assert mfu.main([]) is None and not list(tmp_path.iterdir())
 
 
 def test_bench_inference_smoke(tmp_path):
-    bi = bench("bench_inference")
+    bi = benchmark("bench_inference")
     r = bi.main(["--device", "cpu", "--sizes", "tiny", "--length", "16", "--batch-sizes", "1", "2", "--reps", "3",
                  "--case-seconds", "0.01", "--json", str(tmp_path / "inference.json")])
     enc = [x for x in r["results"] if x["variant"] == "encoder"]
@@ -234,7 +225,7 @@ def test_results_the_chapter_reads(name):
 
 
 def test_marker_corpus_names_the_topic_in_every_sentence():
-    bp = bench("bench_pretrain")
+    bp = benchmark("bench_pretrain")
     documents, topics = sb.data.generate_corpus_with_topics(30, seed=3)
     marked = bp.with_markers(documents, topics)
     assert [len(d) for d in marked] == [len(d) for d in documents]
@@ -247,7 +238,7 @@ def test_marker_corpus_names_the_topic_in_every_sentence():
 
 def test_transformers_teacher_computes_what_ours_does(tmp_path):
     """The bench's hf-marker run swaps in transformers' BertForPreTraining: same function, same weights."""
-    bp = bench("bench_pretrain")
+    bp = benchmark("bench_pretrain")
     ours = small_teacher().eval()
     sb.save_pretrained(ours, tmp_path)
     theirs = bp.TransformersTeacher(ours.config).eval()

@@ -7,14 +7,13 @@ files, into a temporary directory. No timing is asserted.
 
 from __future__ import annotations
 
-import importlib
 import json
 import math
-import sys
 from pathlib import Path
 
 import pytest
 import torch
+from helpers import benchmark
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
@@ -22,10 +21,7 @@ FILES = ("mfu_cuda_full.json", "inference_cuda.json", "distill_cuda_full.json", 
 
 
 def gpu_check():
-    path = str(ROOT / "benchmarks")
-    if path not in sys.path:
-        sys.path.insert(0, path)
-    return importlib.import_module("gpu_check")
+    return benchmark("gpu_check")
 
 
 def committed_results() -> dict[str, int]:

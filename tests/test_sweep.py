@@ -5,14 +5,13 @@ by hand (a value changed, a seed dropped) fails here. The script itself is check
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import json
 import math
 import statistics
-import sys
 from pathlib import Path
 
 import pytest
+from helpers import benchmark
 
 from studentbert.triple_loss import DistillationLossWeights
 
@@ -22,11 +21,7 @@ METRICS = ("mlm_accuracy", "mlm_loss", "kl", "top1_agreement")
 
 
 def sweep_script():
-    """``benchmarks/sweep_distillation.py`` (the scripts import their helpers as top-level modules)."""
-    path = str(ROOT / "benchmarks")
-    if path not in sys.path:
-        sys.path.insert(0, path)
-    return importlib.import_module("sweep_distillation")
+    return benchmark("sweep_distillation")
 
 
 @pytest.fixture(scope="module")
