@@ -35,6 +35,8 @@ ALLOWED: dict[float, str] = {
     64: "the head size of BERT-base (768 / 12), set rather than measured",
     0.5: "one half: chance level of a binary task, a weight, a probability in a definition",
     0.1: "dropout probability and the 10% of masking's 80/10/10, definitions",
+    85: "100 - 15: the share of positions that masking leaves out of the loss",
+    127: "the largest magnitude of a symmetric int8 code, [-127, 127] (quantization's definition)",
     0.85: "1 - 0.15: the share of tokens that masking leaves unselected (the binomial's other probability)",
     100: "percent of a whole",
 }
