@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 from collections import Counter
 
@@ -187,6 +189,9 @@ def test_denying_frames_make_scope_decide_and_keep_bag_of_words_fooled():
     forms = Counter(review_form(t) for t, _ in train)
     assert 0.12 < forms["denied"] / len(train) < 0.18 and {"plain", "negated", "but", "although"} <= set(forms)
     assert not any(review_form(t) == "denied" for t, _ in generate_sentiment(500, seed=0))  # off by default
+    # and off means the examples generated before the frames existed (the tiny book's task, and its numbers)
+    default = json.dumps([list(example) for example in generate_sentiment(2000, seed=0)])
+    assert hashlib.sha256(default.encode()).hexdigest()[:16] == "939f68826eab5bdd"
     # a denied clause is plain and has the opposite polarity: the frame's "not" is the only one
     assert sentiment_rule("Anna did not think that the soup was good.") == 0
     assert sentiment_rule("It is not true that the film was awful.") == 1
