@@ -89,9 +89,9 @@ def compare(
       (``student-task-distilled/``);
     * ``distilled``: the same student fine-tuned on the labels only (``student-finetuned/``);
     * ``no-distillation``: the student architecture from a random initialisation, pretrained with masked-LM
-      only (``DistillationLossWeights(alpha_ce=0, alpha_mlm=1, alpha_cos=0)``, ``init="random"``: the teacher
-      is loaded but contributes nothing) for ``profile.distill.max_steps`` steps on the same corpus, then
-      fine-tuned on the labels (``mlm-student/``, ``student-no-distillation/``).
+      only (the ``no-distillation`` row of :data:`CONTROL_ROWS`: ``alpha_ce=0, alpha_mlm=1, alpha_cos=0``,
+      ``init="random"``; the teacher is loaded but contributes nothing) for ``profile.distill.max_steps`` steps
+      on the same corpus, then fine-tuned on the labels (``mlm-student/``, ``student-no-distillation/``).
 
     Every fine-tuning uses ``profile.finetune`` and ``profile.task.max_length``. Latency is measured on a CPU
     for the teacher and the student architecture (one measurement serves the three student rows: same
@@ -120,8 +120,9 @@ def compare(
     teacher, task_distilled = task_classifiers(profile, teacher_dir, student_dir, output_dir, alpha, temperature)
     teacher_classifier = Path(teacher["model_dir"])
     distilled = run("student-finetuned", student_dir)
-    mlm_weights = DistillationLossWeights(alpha_ce=0.0, alpha_mlm=1.0, alpha_cos=0.0)
-    mlm_student = _run_distill(profile, teacher_dir, output_dir / "mlm-student", mlm_weights, "random")
+    _, _, changes, init = next(row for row in CONTROL_ROWS if row[0] == "no-distillation")
+    mlm_weights = dataclasses.replace(DistillationLossWeights(), **changes)
+    mlm_student = _run_distill(profile, teacher_dir, output_dir / "mlm-student", mlm_weights, init)
     undistilled = run("student-no-distillation", mlm_student)
 
     speed = inference_speed({"teacher": teacher_classifier, "student": Path(task_distilled["model_dir"])},
