@@ -38,12 +38,10 @@ from benchlib import command_line, hardware, spread, write_json
 from studentbert import get_profile
 from studentbert.data.sentiment import bag_of_words_baseline, review_form, sentiment_rule, task_datasets
 from studentbert.evaluation import majority_baseline
-from studentbert.experiments import ABLATION_ROWS, CONTROL_ROWS, ablation
+from studentbert.experiments import ABLATION_ROWS, CONTROL_ROWS, PAPER_TABLE_4, ablation
 from studentbert.finetune import finetune
 from studentbert.report_card import predict
 from studentbert.speed import busy_cores
-
-PAPER_TABLE_4 = {"no-ce": -2.96, "no-cos": -1.46, "no-mlm": -0.31, "random-init": -3.69}  # Sanh et al. 2019
 
 
 def accuracy_by_form(model_dir: str | Path, test, max_length: int) -> dict[str, float]:

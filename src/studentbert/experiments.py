@@ -184,6 +184,10 @@ ABLATION_ROWS: tuple[tuple[str, str, dict[str, float], str], ...] = (
 """``(slug, description, changes to the default DistillationLossWeights, init)`` of each ablation row:
 Sanh et al. (2019), Table 4, plus the full recipe as the reference."""
 
+PAPER_TABLE_4: dict[str, float] = {"no-ce": -2.96, "no-cos": -1.46, "no-mlm": -0.31, "random-init": -3.69}
+"""Change of the GLUE macro-score (points) against the full recipe for each ablation row, as Sanh et al. (2019)
+report it in their Table 4."""
+
 CONTROL_ROWS: tuple[tuple[str, str, dict[str, float], str], ...] = (
     ("mlm-only", "L_mlm only + teacher init (the initialisation without the distillation losses)",
      {"alpha_ce": 0.0, "alpha_mlm": 1.0, "alpha_cos": 0.0}, "teacher"),
