@@ -197,7 +197,7 @@ def test_denying_frames_make_scope_decide_and_keep_bag_of_words_fooled():
     assert sentiment_rule("It is not true that the film was awful.") == 1
     assert review_form("Tom said that the soup was good but the film was not bad.") == "but"
     unigram = bag_of_words_baseline(train, test)
-    assert 0.45 < unigram < 0.65, unigram  # the teacher of chapter 7 gets about 0.9 (bench_task_seeds.py)
+    assert 0.45 < unigram < 0.65, unigram  # the tiny teacher: 0.79-0.83 at 500 examples, seed-dependent
 
 
 def test_sentiment_errors():
