@@ -38,7 +38,7 @@ from benchlib import command_line, hardware, spread, write_json
 from studentbert import get_profile
 from studentbert.data.sentiment import bag_of_words_baseline, review_form, sentiment_rule, task_datasets
 from studentbert.evaluation import majority_baseline
-from studentbert.experiments import ABLATION_ROWS, CONTROL_ROWS, PAPER_TABLE_4, ablation
+from studentbert.experiments import ABLATION_ROWS, CONTROL_ROWS, PAPER_TABLE_4, ablation, seeds_study_settings
 from studentbert.finetune import finetune
 from studentbert.report_card import predict
 from studentbert.speed import busy_cores
@@ -62,7 +62,7 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--steps", type=int, help="distillation steps of every row (default: the tiny profile's)")
     p.add_argument("--finetune-steps", type=int, help="fine-tuning steps of every run (default: the tiny profile's)")
-    p.add_argument("--negated-frames", type=float, default=0.15, help="share of reviews in a denying frame")
+    p.add_argument("--negated-frames", type=float, help="share of reviews in a denying frame (default: the profile's)")
     p.add_argument("--teacher", type=Path, help="a pretrained BERT directory (None: the tiny profile's teacher)")
     p.add_argument("--alpha", type=float, default=0.5, help="task distillation: weight of the labels' CE")
     p.add_argument("--temperature", type=float, default=2.0)
@@ -74,7 +74,9 @@ def main(argv: list[str] | None = None) -> dict:
     torch.set_num_threads(args.threads)
     t_start, busy = time.perf_counter(), busy_cores(1.0)
     tiny = get_profile("tiny")
-    profile = tiny.replace(task=dataclasses.replace(tiny.task, negated_frames=args.negated_frames))
+    if args.negated_frames is not None:
+        tiny = tiny.replace(task=dataclasses.replace(tiny.task, negated_frames=args.negated_frames))
+    profile = tiny
     if args.finetune_steps:
         profile = profile.replace(finetune=dataclasses.replace(
             profile.finetune, max_steps=args.finetune_steps, save_every=min(args.finetune_steps, profile.finetune.save_every)))
@@ -129,11 +131,13 @@ def main(argv: list[str] | None = None) -> dict:
         "benchmark": "task_seeds",
         "command": command_line("bench_task_seeds.py", argv),
         "hardware": hardware("cpu"), "busy_cores_at_start": busy,
-        "task": {"name": profile.task.name, "negated_frames": args.negated_frames, "num_train": len(train),
+        "task": {"name": profile.task.name, "negated_frames": profile.task.negated_frames, "num_train": len(train),
                  "num_test": len(test), "test_forms": forms},
         "settings": {"teacher": str(args.teacher), "seeds": args.seeds, "distill_steps": steps,
                      "finetune": dataclasses.asdict(profile.finetune), "alpha": args.alpha,
                      "temperature": args.temperature, "torch_threads": torch.get_num_threads()},
+        "profile_settings": seeds_study_settings(profile.replace(
+            distill=dataclasses.replace(profile.distill, max_steps=steps))),
         "baselines": baselines,
         "descriptions": {"teacher": "the teacher, fine-tuned on the labels",
                          "triple-loss+task-distillation": "triple-loss student, task-distilled from the teacher",

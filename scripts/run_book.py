@@ -58,7 +58,7 @@ BOOK = ROOT / "book"
 BUDGETS: dict[str, dict[str, int]] = {
     "tiny": {
         "01_attention": 20, "02_bert": 20, "03_data": 25, "04_pretraining": 170, "05_distillation_math": 15,
-        "06_distilbert": 110, "07_finetuning": 250, "08_transformers": 45, "09_landscape": 10,
+        "06_distilbert": 110, "07_finetuning": 120, "08_transformers": 45, "09_landscape": 10,
         "10_performance": 20, "11_deployment": 60,
     },
     "full": {

@@ -189,7 +189,7 @@ def test_denying_frames_make_scope_decide_and_keep_bag_of_words_fooled():
     forms = Counter(review_form(t) for t, _ in train)
     assert 0.12 < forms["denied"] / len(train) < 0.18 and {"plain", "negated", "but", "although"} <= set(forms)
     assert not any(review_form(t) == "denied" for t, _ in generate_sentiment(500, seed=0))  # off by default
-    # and off means the examples generated before the frames existed (the tiny book's task, and its numbers)
+    # and off means the examples generated before the frames existed (a profile's task with negated_frames=0)
     default = json.dumps([list(example) for example in generate_sentiment(2000, seed=0)])
     assert hashlib.sha256(default.encode()).hexdigest()[:16] == "939f68826eab5bdd"
     # a denied clause is plain and has the opposite polarity: the frame's "not" is the only one
@@ -197,7 +197,7 @@ def test_denying_frames_make_scope_decide_and_keep_bag_of_words_fooled():
     assert sentiment_rule("It is not true that the film was awful.") == 1
     assert review_form("Tom said that the soup was good but the film was not bad.") == "but"
     unigram = bag_of_words_baseline(train, test)
-    assert 0.45 < unigram < 0.65, unigram  # the tiny teacher: 0.79-0.83 at 500 examples, seed-dependent
+    assert 0.45 < unigram < 0.65, unigram  # the tiny profile's teacher: 0.81-0.88 at 650 examples (profiles.py)
 
 
 def test_sentiment_errors():

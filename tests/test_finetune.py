@@ -234,6 +234,11 @@ def test_compare_and_ablation_tables(dirs, tmp_path):
     for row in summary["rows"][1:]:
         assert row["parameters"] < teacher_row["parameters"] and row["num_layers"] == 2
     assert set(summary["baselines"]) == {"majority_class", "bag_of_words"}
+    # without the no-teacher row (chapter 7's tiny profile reads it from the seeds study): no MLM-only pretraining
+    short = compare(profile, dirs["teacher"], dirs["student"], tmp_path / "short", speed_repeats=1,
+                    no_distillation=False)
+    assert [r["name"] for r in short["rows"]] == names[:3] and not (tmp_path / "short" / "mlm-student").exists()
+    assert short["settings"]["distill_steps_no_distillation"] is None
     assert json.loads((tmp_path / "compare" / "compare.json").read_text())["rows"] == summary["rows"]
     cached = finetune(dirs["teacher"], *task_datasets(profile), tmp_path / "compare" / "teacher",
                       profile.finetune, MAX_LENGTH)

@@ -3,6 +3,7 @@ changes against the triple loss, the statistics), with the training replaced by 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import statistics
 from pathlib import Path
@@ -11,7 +12,8 @@ import datasets
 import pytest
 from helpers import benchmark
 
-from studentbert.experiments import ABLATION_ROWS, CONTROL_ROWS
+from studentbert import get_profile
+from studentbert.experiments import ABLATION_ROWS, CONTROL_ROWS, seeds_study_differences
 
 SLUGS = [slug for slug, *_ in ABLATION_ROWS + CONTROL_ROWS]
 
@@ -70,3 +72,25 @@ def test_each_seed_fine_tunes_its_teacher_and_task_distils_the_triple_loss_stude
     for seed, (_, _, student, teacher_dir) in enumerate(distilled):
         assert student.endswith(f"seed-{seed}/ablation/triple-loss/student")
         assert teacher_dir == f"{Path(student).parents[2]}/teacher/model"
+
+
+def test_the_committed_study_is_the_tiny_profiles_and_shows_a_task_that_discriminates():
+    """Chapter 7 reads ``results/task_seeds_cpu.json`` only when it was made with the tiny profile's settings
+    (:func:`~studentbert.experiments.seeds_study_differences`); otherwise it falls back to one live seed. So a
+    change of the profile that is not followed by a new study fails here, not silently in the book."""
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "task_seeds_cpu.json"
+    assert path.is_file(), f"{path} is missing: chapter 7 reads it (python benchmarks/bench_task_seeds.py)"
+    study = json.loads(path.read_text())
+    tiny = get_profile("tiny")
+    assert seeds_study_differences(study, tiny) == []
+    changed = tiny.replace(task=dataclasses.replace(tiny.task, num_train=tiny.task.num_train + 1))
+    assert seeds_study_differences(study, changed) == ["task"]
+    seeds = study["settings"]["seeds"]
+    assert len(seeds) >= 3 and len(set(seeds)) == len(seeds)
+    rows = study["rows"]
+    assert set(rows) == {"teacher", "triple-loss+task-distillation", *SLUGS}  # the controls included
+    for row in rows.values():
+        assert len(row["accuracies"]) == len(seeds) and row["min"] <= row["mean"] <= row["max"]
+    teacher = rows["teacher"]
+    assert 0.80 <= teacher["min"] and teacher["max"] <= 0.92  # every seed's teacher, well below the rule's 1.0
+    assert study["baselines"]["rule"] == 1.0 and study["baselines"]["bag_of_words"] <= teacher["min"] - 0.10

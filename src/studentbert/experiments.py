@@ -77,6 +77,7 @@ def compare(
     alpha: float = 0.5,
     temperature: float = 2.0,
     speed_repeats: int = 20,
+    no_distillation: bool = True,
 ) -> dict[str, Any]:
     """Teacher vs distilled student vs the same student trained without distillation, on the profile's task.
 
@@ -92,6 +93,8 @@ def compare(
       only (the ``no-distillation`` row of :data:`CONTROL_ROWS`: ``alpha_ce=0, alpha_mlm=1, alpha_cos=0``,
       ``init="random"``; the teacher is loaded but contributes nothing) for ``profile.distill.max_steps`` steps
       on the same corpus, then fine-tuned on the labels (``mlm-student/``, ``student-no-distillation/``).
+      ``no_distillation=False`` leaves this row out (chapter 7's ``tiny`` profile reads it, over three seeds,
+      from ``benchmarks/bench_task_seeds.py``'s results, and saves the pretraining run).
 
     Every fine-tuning uses ``profile.finetune`` and ``profile.task.max_length``. Latency is measured on a CPU
     for the teacher and the student architecture (one measurement serves the three student rows: same
@@ -120,10 +123,11 @@ def compare(
     teacher, task_distilled = task_classifiers(profile, teacher_dir, student_dir, output_dir, alpha, temperature)
     teacher_classifier = Path(teacher["model_dir"])
     distilled = run("student-finetuned", student_dir)
-    _, _, changes, init = next(row for row in CONTROL_ROWS if row[0] == "no-distillation")
-    mlm_weights = dataclasses.replace(DistillationLossWeights(), **changes)
-    mlm_student = _run_distill(profile, teacher_dir, output_dir / "mlm-student", mlm_weights, init)
-    undistilled = run("student-no-distillation", mlm_student)
+    if no_distillation:
+        _, _, changes, init = next(row for row in CONTROL_ROWS if row[0] == "no-distillation")
+        mlm_weights = dataclasses.replace(DistillationLossWeights(), **changes)
+        mlm_student = _run_distill(profile, teacher_dir, output_dir / "mlm-student", mlm_weights, init)
+        undistilled = run("student-no-distillation", mlm_student)
 
     speed = inference_speed({"teacher": teacher_classifier, "student": Path(task_distilled["model_dir"])},
                             batch_sizes=(1, 32), seq_len=max_length, repeats=speed_repeats, warmup=min(3, speed_repeats))
@@ -133,9 +137,10 @@ def compare(
         ("distilled+task-distillation", "distilled student, fine-tuned with task-specific distillation",
          task_distilled, "student"),
         ("distilled", "distilled student, fine-tuned on the labels", distilled, "student"),
-        ("no-distillation", "same student, random init + MLM pretraining only, fine-tuned on the labels",
-         undistilled, "student"),
     ]
+    if no_distillation:
+        rows_spec.append(("no-distillation", "same student, random init + MLM pretraining only, fine-tuned on the "
+                          "labels", undistilled, "student"))
     t_speed = speed["teacher"]
     rows = []
     for name, description, result, arch in rows_spec:
@@ -162,7 +167,7 @@ def compare(
             "profile": profile.name, "task": profile.task.name, "num_train": len(train), "num_test": len(test),
             "teacher_dir": str(teacher_dir), "student_dir": str(student_dir), "alpha": alpha,
             "temperature": temperature, "finetune": dataclasses.asdict(ft),
-            "distill_steps_no_distillation": profile.distill.max_steps,
+            "distill_steps_no_distillation": profile.distill.max_steps if no_distillation else None,
             "distill_steps_student": student_source.get("steps"),
         },
     }
@@ -277,3 +282,23 @@ def ablation(
     output_dir.mkdir(parents=True, exist_ok=True)
     (output_dir / "ablation.json").write_text(json.dumps(results, indent=2))
     return results
+
+
+# ----------------------------------------------------------------------------------------------------------
+# the seeds study (benchmarks/bench_task_seeds.py): its settings, so that a chapter can tell whether it applies
+
+
+def seeds_study_settings(profile: Profile) -> dict[str, Any]:
+    """What a seeds study's numbers depend on, for ``profile``: the corpus and tokenizer (``data``), the
+    teacher's shape, the task, the distillation steps of every row, and the fine-tuning (its seed aside: the
+    study sets it). ``benchmarks/bench_task_seeds.py`` writes it into its results file as ``profile_settings``."""
+    return {"data": dataclasses.asdict(profile.data), "teacher": dataclasses.asdict(profile.teacher),
+            "task": dataclasses.asdict(profile.task), "distill_steps": profile.distill.max_steps,
+            "finetune": {**dataclasses.asdict(profile.finetune), "seed": None}}
+
+
+def seeds_study_differences(study: dict[str, Any], profile: Profile) -> list[str]:
+    """The settings of :func:`seeds_study_settings` in which the results file ``study`` was made otherwise than
+    ``profile`` would make it (empty: its numbers are this profile's)."""
+    made = study.get("profile_settings") or {}
+    return [key for key, value in seeds_study_settings(profile).items() if made.get(key) != value]

@@ -155,11 +155,13 @@ def _base_profile(name: str) -> Profile:
                                  eval_every=300, save_every=300, log_every=20),
             distill=TrainConfig(max_steps=600, batch_size=32, learning_rate=1e-3, warmup_ratio=0.05,
                                 eval_every=200, save_every=200, log_every=20),
-            # 1000 steps on 500 labelled sentences: every model leaves the log-2 plateau, and the gap between a
-            # distilled student and one without a teacher is larger than the seed-to-seed noise (chapter 7).
             finetune=TrainConfig(max_steps=1000, batch_size=32, learning_rate=5e-4, warmup_ratio=0.1,
                                  eval_every=0, save_every=500, log_every=20, weight_decay=0.01),
-            task=TaskSettings(num_train=500),
+            # 650 labelled reviews, 15% of them in a denying frame: the fine-tuned tiny teacher lands between 0.80
+            # and 0.92 (0.807-0.881 over four fine-tuning runs), far below the rule's 1.0 and far above a bag of
+            # words; with 1,000 reviews it solves the task again (0.975-0.997). Chapter 7 and
+            # benchmarks/bench_task_seeds.py measure it.
+            task=TaskSettings(num_train=650, negated_frames=0.15),
         )
     if name == "full":
         return Profile(

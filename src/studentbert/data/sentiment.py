@@ -74,9 +74,10 @@ def generate_sentiment(num_examples: int, seed: int = 0, negated_frames: float =
     denies it (:data:`NEGATED_FRAMES`): ``Anna did not think that the soup was good.`` is negative. The frames
     make *not* ambiguous: in ``the soup was not bad`` it flips the adjective, in a frame the whole clause, and
     in the first clause of a contrast nothing at all, so a model has to find the scope of each *not*. With 0.15
-    and 500 training examples the tiny teacher no longer solves the task (it mostly fails the contrasts), but
-    how far it gets depends on the fine-tuning seed, and with 2,000 examples it solves it again
-    (``benchmarks/bench_task_seeds.py``). With 0 the examples are those of the four forms alone.
+    and 650 training examples (the ``tiny`` profile's task) the fine-tuned tiny teacher no longer solves the
+    task: it lands between 0.80 and 0.92, how far depending on the fine-tuning seed; with 1,000 examples it
+    solves it again (``benchmarks/bench_task_seeds.py``, chapter 7). With 0 the examples are those of the four
+    forms alone.
 
     Every example is fully determined by its text (:func:`sentiment_rule` gets 100%), but each word
     (including *not*) appears about equally often in positive and negative examples, so a bag-of-words
