@@ -73,10 +73,9 @@ def main(argv: list[str] | None = None) -> dict:
 
     torch.set_num_threads(args.threads)
     t_start, busy = time.perf_counter(), busy_cores(1.0)
-    tiny = get_profile("tiny")
+    profile = get_profile("tiny")
     if args.negated_frames is not None:
-        tiny = tiny.replace(task=dataclasses.replace(tiny.task, negated_frames=args.negated_frames))
-    profile = tiny
+        profile = profile.replace(task=dataclasses.replace(profile.task, negated_frames=args.negated_frames))
     if args.finetune_steps:
         profile = profile.replace(finetune=dataclasses.replace(
             profile.finetune, max_steps=args.finetune_steps, save_every=min(args.finetune_steps, profile.finetune.save_every)))
